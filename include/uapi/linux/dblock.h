@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * dblock: block devices whose data is served by a userspace program.
+ *
+ * This header is the whole ABI between dblock.ko and userspace.
+ *
+ * Control: /dev/dblockctl (root only) creates, destroys, lists and describes
+ * devices with the DBLOCK_CTL_* commands.
+ *
+ * Serving: each device has a channel, the char device /dev/dblock/<id>
+ * (root only), opened by exactly one server process at a time.  The server:
+ *   1. mmaps, for each hardware queue q, DBLOCK_DEV_INFO.buffer_bytes bytes
+ *      at file offset q * buffer_bytes (MAP_SHARED, read and write).  The data
+ *      of the request with tag t lives at t * config.max_io_bytes in that
+ *      area, for the length the request says;
+ *   2. runs one thread per queue, each looping on DBLOCK_IOC_SERVE, which
+ *      hands back the results of finished requests and then waits for new
+ *      ones ("commit and fetch");
+ *   3. calls DBLOCK_IOC_START from another thread once the queue threads
+ *      run: it waits until every queue has a thread in DBLOCK_IOC_SERVE and
+ *      only then adds the disk, so the partition scan and udev's probing are
+ *      answered.
+ * Write data is in the buffer when the request is fetched; read data must be
+ * in the buffer when its completion is handed back.  When the device is
+ * destroyed, DBLOCK_IOC_SERVE returns DBLOCK_SERVE_GONE in .status and no
+ * further request will come.
+ *
+ * All structures have fixed-width fields and explicit padding, so 32- and
+ * 64-bit userspace share one layout.  Reserved fields and padding must be
+ * zero on input and are zero on output; unknown flags are refused (EINVAL).
+ */
+#ifndef _UAPI_LINUX_DBLOCK_H
+#define _UAPI_LINUX_DBLOCK_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* Raised on incompatible changes; additions are announced by feature bits. */
+#define DBLOCK_ABI_VERSION		1
+
+/* Feature bits reported by DBLOCK_CTL_GET_VERSION. */
+#define DBLOCK_FEAT_FLUSH		(1ULL << 0)	/* flush and FUA */
+#define DBLOCK_FEAT_READ_ONLY		(1ULL << 1)
+#define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY)
+
+#define DBLOCK_NAME_MAX			32	/* including the NUL */
+#define DBLOCK_MAX_QUEUES		64
+#define DBLOCK_MAX_QUEUE_DEPTH		1024
+#define DBLOCK_MIN_IO_BYTES		4096
+#define DBLOCK_MAX_IO_BYTES		(4U << 20)
+/* queue_depth * max_io_bytes: one queue's buffer area, kernel memory. */
+#define DBLOCK_MAX_BUFFER_BYTES		(256U << 20)
+
+/* dblock_dev_config.flags */
+/*
+ * The server implements flush: the disk declares a volatile write cache
+ * and FUA, and the server receives DBLOCK_OP_FLUSH and DBLOCK_REQ_FUA.
+ */
+#define DBLOCK_DEV_FLUSH		(1ULL << 0)
+/* Writes fail; the disk is marked read-only. */
+#define DBLOCK_DEV_READ_ONLY		(1ULL << 1)
+#define DBLOCK_DEV_FLAGS_ALL		(DBLOCK_DEV_FLUSH | DBLOCK_DEV_READ_ONLY)
+
+/*
+ * A device's shape, set by userspace at creation.
+ * @name: the disk's name (/dev/<name>), [A-Za-z0-9_-], NUL-terminated.
+ * @size_bytes: a non-zero multiple of @logical_block_size.
+ * @logical_block_size: 512, 1024, 2048 or 4096.
+ * @max_io_bytes: largest request, a multiple of 4096 and of the block size,
+ *	DBLOCK_MIN_IO_BYTES..DBLOCK_MAX_IO_BYTES.
+ * @nr_queues: hardware queues, 1..DBLOCK_MAX_QUEUES.
+ * @queue_depth: requests in flight per queue, 1..DBLOCK_MAX_QUEUE_DEPTH,
+ *	and @queue_depth * @max_io_bytes <= DBLOCK_MAX_BUFFER_BYTES.
+ * @flags: DBLOCK_DEV_*.
+ */
+struct dblock_dev_config {
+	char	name[DBLOCK_NAME_MAX];
+	__u64	size_bytes;
+	__u32	logical_block_size;
+	__u32	max_io_bytes;
+	__u16	nr_queues;
+	__u16	queue_depth;
+	__u32	__pad;
+	__u64	flags;
+	__u64	__reserved[4];
+};
+
+/* dblock_dev_info.state */
+enum {
+	DBLOCK_STATE_CREATED	= 0,	/* no disk yet: waiting for START */
+	DBLOCK_STATE_LIVE	= 1,	/* disk added, requests flow */
+	DBLOCK_STATE_DEAD	= 2,	/* destroyed, waiting for the last user */
+};
+
+/*
+ * What the kernel tells about a device.
+ * @id: the device's number; its channel is /dev/dblock/<id>.
+ * @server_pid: pid (in the caller's namespace) of the process holding the
+ *	channel open, 0 if none.
+ * @buffer_bytes: size of one queue's buffer area and the stride between
+ *	queues in the channel's mmap offsets (a multiple of the page size).
+ * @disk_major, @disk_minor: the disk's device number (0:0 before START).
+ */
+struct dblock_dev_info {
+	struct dblock_dev_config config;
+	__u32	id;
+	__u32	state;
+	__s32	server_pid;
+	__u32	buffer_bytes;
+	__u32	disk_major;
+	__u32	disk_minor;
+	__u64	__reserved[4];
+};
+
+/* DBLOCK_CTL_GET_VERSION: the module's ABI version and features. */
+struct dblock_ctl_version {
+	__u32	abi_version;
+	__u32	__pad;
+	__u64	features;
+	__u64	__reserved[2];
+};
+
+/* DBLOCK_CTL_CREATE: @config in, @info out (id, buffer_bytes, ...). */
+struct dblock_ctl_create {
+	struct dblock_dev_config config;
+	struct dblock_dev_info info;
+};
+
+/*
+ * Selects one device for DBLOCK_CTL_DESTROY and DBLOCK_CTL_GET_INFO: by
+ * @name when name[0] is not NUL, else by @id.
+ */
+struct dblock_ctl_target {
+	char	name[DBLOCK_NAME_MAX];
+	__u32	id;
+	__u32	flags;		/* none defined yet: must be 0 */
+	__u64	__reserved[2];
+};
+
+/* DBLOCK_CTL_GET_INFO: @target in, @info out. */
+struct dblock_ctl_get_info {
+	struct dblock_ctl_target target;
+	struct dblock_dev_info info;
+};
+
+/*
+ * DBLOCK_CTL_LIST: fills @ids_ptr (an array of @capacity __u32) with the ids
+ * of existing devices in increasing order and sets @count to the number of
+ * devices, which may exceed @capacity (call again with a larger array).
+ */
+struct dblock_ctl_list {
+	__u64	ids_ptr;
+	__u32	capacity;
+	__u32	count;
+	__u64	__reserved[2];
+};
+
+/* Operations, dblock_request.op */
+enum {
+	DBLOCK_OP_READ		= 0,
+	DBLOCK_OP_WRITE		= 1,
+	DBLOCK_OP_FLUSH		= 2,	/* make every completed write durable */
+};
+
+/* dblock_request.flags */
+#define DBLOCK_REQ_FUA		(1U << 0)	/* write: durable before completing */
+
+/*
+ * One request handed to the server.  Offsets and lengths are in bytes and
+ * multiples of the logical block size; a flush has length 0.
+ * @seq: echo it in the completion: it tells this use of @tag from a later
+ *	one, so a late answer cannot complete another request.
+ */
+struct dblock_request {
+	__u16	tag;
+	__u8	op;
+	__u8	__pad;
+	__u32	flags;
+	__u64	offset;
+	__u32	length;
+	__u32	seq;
+};
+
+/* The server's answer to one request: @result is 0 or a negative errno. */
+struct dblock_completion {
+	__u16	tag;
+	__u16	__pad;
+	__s32	result;
+	__u32	seq;
+	__u32	__reserved;
+};
+
+/* dblock_serve.flags */
+#define DBLOCK_SERVE_NOWAIT	(1U << 0)	/* fetch without sleeping */
+
+/* dblock_serve.status */
+#define DBLOCK_SERVE_GONE	(1U << 0)	/* destroyed: no more requests */
+
+/*
+ * DBLOCK_IOC_SERVE: commit and fetch, one queue at a time per thread.
+ * In:  @queue, @flags, @completions_ptr/@nr_completions (answers to requests
+ *      this queue fetched), @requests_ptr/@max_requests (room for new ones).
+ * Out: @nr_requests fetched, @nr_rejected completions refused (unknown tag,
+ *      stale seq, answered twice, timed out), @status.  Their values on
+ *      input are ignored, so one struct can be reused from call to call.
+ * The completions are consumed even when the call then fails (EINTR when a
+ * signal arrives while waiting).  EBUSY: another thread serves this queue.
+ */
+struct dblock_serve {
+	__u64	completions_ptr;
+	__u64	requests_ptr;
+	__u32	nr_completions;
+	__u32	max_requests;
+	__u16	queue;
+	__u16	__pad;
+	__u32	flags;
+	__u32	nr_requests;
+	__u32	nr_rejected;
+	__u32	status;
+	__u32	__pad2;
+	__u64	__reserved[2];
+};
+
+#define DBLOCK_IOCTL_TYPE	0xDB
+
+/* On /dev/dblockctl */
+#define DBLOCK_CTL_GET_VERSION	_IOR(DBLOCK_IOCTL_TYPE, 0x00, struct dblock_ctl_version)
+#define DBLOCK_CTL_CREATE	_IOWR(DBLOCK_IOCTL_TYPE, 0x01, struct dblock_ctl_create)
+/* EBUSY while the disk is open (mounted, or held by any process). */
+#define DBLOCK_CTL_DESTROY	_IOW(DBLOCK_IOCTL_TYPE, 0x02, struct dblock_ctl_target)
+#define DBLOCK_CTL_LIST		_IOWR(DBLOCK_IOCTL_TYPE, 0x03, struct dblock_ctl_list)
+#define DBLOCK_CTL_GET_INFO	_IOWR(DBLOCK_IOCTL_TYPE, 0x04, struct dblock_ctl_get_info)
+
+/* On a device's channel /dev/dblock/<id> */
+#define DBLOCK_IOC_GET_INFO	_IOR(DBLOCK_IOCTL_TYPE, 0x40, struct dblock_dev_info)
+#define DBLOCK_IOC_START	_IO(DBLOCK_IOCTL_TYPE, 0x41)
+#define DBLOCK_IOC_SERVE	_IOWR(DBLOCK_IOCTL_TYPE, 0x42, struct dblock_serve)
+
+#endif /* _UAPI_LINUX_DBLOCK_H */

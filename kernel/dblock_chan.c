@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dblock: the per-device channel a server opens: mmap of the buffer areas,
+ * START, and SERVE (commit and fetch).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/blkdev.h>
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "dblock.h"
+
+static int dblock_chan_open(struct inode *inode, struct file *file)
+{
+	struct dblock_dev *dev = container_of(inode->i_cdev, struct dblock_dev,
+					      cdev);
+	unsigned int i;
+	int ret = 0;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+
+	mutex_lock(&dev->server_lock);
+	if (READ_ONCE(dev->state) == DBLOCK_STATE_DEAD) {
+		ret = -ENODEV;
+	} else if (dev->server) {
+		ret = -EBUSY;
+	} else {
+		dev->server = get_pid(task_tgid(current));
+		for (i = 0; i < dev->config.nr_queues; i++) {
+			spin_lock(&dev->queues[i].lock);
+			dev->queues[i].no_server = false;
+			spin_unlock(&dev->queues[i].lock);
+		}
+	}
+	mutex_unlock(&dev->server_lock);
+	if (ret)
+		return ret;
+
+	file->private_data = dev;
+	return stream_open(inode, file);
+}
+
+static int dblock_chan_release(struct inode *inode, struct file *file)
+{
+	struct dblock_dev *dev = file->private_data;
+	unsigned int i;
+
+	mutex_lock(&dev->server_lock);
+	dblock_dev_fail_all(dev);
+	if (READ_ONCE(dev->state) == DBLOCK_STATE_CREATED) {
+		/* START must wait for the next server's threads. */
+		for (i = 0; i < dev->config.nr_queues; i++)
+			dev->queues[i].ready = false;
+		atomic_set(&dev->nr_ready, 0);
+	}
+	put_pid(dev->server);
+	dev->server = NULL;
+	mutex_unlock(&dev->server_lock);
+	return 0;
+}
+
+/* Queue q's buffer area is at file offset q * buffer_bytes. */
+static int dblock_chan_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct dblock_dev *dev = file->private_data;
+	unsigned long area_pages = dev->buffer_bytes >> PAGE_SHIFT;
+	unsigned long q = vma->vm_pgoff / area_pages;
+
+	if (vma->vm_pgoff % area_pages || q >= dev->config.nr_queues ||
+	    vma->vm_end - vma->vm_start > dev->buffer_bytes)
+		return -EINVAL;
+	return remap_vmalloc_range(vma, dev->queues[q].buf, 0);
+}
+
+static void *dblock_slot(struct dblock_queue *dq, unsigned int tag)
+{
+	return dq->buf + (size_t)tag * dq->dev->config.max_io_bytes;
+}
+
+static void dblock_copy_rq(struct request *rq, void *slot, bool to_slot)
+{
+	struct req_iterator iter;
+	struct bio_vec bv;
+
+	rq_for_each_segment(bv, rq, iter) {
+		if (to_slot)
+			memcpy_from_bvec(slot, &bv);
+		else
+			memcpy_to_bvec(&bv, slot);
+		slot += bv.bv_len;
+	}
+}
+
+/* Claims the request @c answers; NULL if it is not this server's to answer. */
+static struct request *dblock_claim(struct dblock_queue *dq,
+				    const struct dblock_completion *c)
+{
+	unsigned int fetched, done;
+	struct dblock_cmd *cmd;
+	struct request *rq;
+
+	if (c->tag >= dq->dev->config.queue_depth || c->seq > DBLOCK_CMD_SEQ_MASK ||
+	    c->__pad || c->__reserved || c->result > 0 || c->result < -MAX_ERRNO)
+		return NULL;
+	rq = blk_mq_tag_to_rq(dq->dev->tag_set.tags[dq->index], c->tag);
+	if (!rq)
+		return NULL;
+	cmd = blk_mq_rq_to_pdu(rq);
+	fetched = (c->seq << DBLOCK_CMD_STATE_BITS) | DBLOCK_CMD_FETCHED;
+	done = (c->seq << DBLOCK_CMD_STATE_BITS) | DBLOCK_CMD_DONE;
+	if (atomic_cmpxchg(&cmd->state, fetched, done) != fetched)
+		return NULL;
+	return rq;
+}
+
+static int dblock_commit(struct dblock_queue *dq,
+			 const struct dblock_completion __user *ucpl,
+			 unsigned int nr, unsigned int *rejected)
+{
+	struct dblock_completion *cpl = dq->cpl_scratch;
+	unsigned int i;
+
+	if (!nr)
+		return 0;
+	if (nr > dq->dev->config.queue_depth)
+		return -EINVAL;
+	if (copy_from_user(cpl, ucpl, nr * sizeof(*cpl)))
+		return -EFAULT;
+
+	for (i = 0; i < nr; i++) {
+		struct request *rq = dblock_claim(dq, &cpl[i]);
+
+		if (!rq) {
+			(*rejected)++;
+			continue;
+		}
+		if (!cpl[i].result && req_op(rq) == REQ_OP_READ)
+			dblock_copy_rq(rq, dblock_slot(dq, cpl[i].tag), false);
+		blk_mq_end_request(rq, errno_to_blk_status(cpl[i].result));
+	}
+	if (*rejected)
+		pr_warn_ratelimited("%s: queue %u: %u completions refused (unknown tag, stale seq or already answered)\n",
+				    dq->dev->config.name, dq->index, *rejected);
+	return 0;
+}
+
+static void dblock_describe(struct dblock_queue *dq, struct request *rq,
+			    struct dblock_request *req, unsigned int seq)
+{
+	memset(req, 0, sizeof(*req));
+	req->tag = rq->tag;
+	req->seq = seq;
+	req->offset = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
+	req->length = blk_rq_bytes(rq);
+	switch (req_op(rq)) {
+	case REQ_OP_WRITE:
+		req->op = DBLOCK_OP_WRITE;
+		if (rq->cmd_flags & REQ_FUA)
+			req->flags |= DBLOCK_REQ_FUA;
+		break;
+	case REQ_OP_FLUSH:
+		req->op = DBLOCK_OP_FLUSH;
+		req->length = 0;
+		break;
+	default:
+		req->op = DBLOCK_OP_READ;
+		break;
+	}
+}
+
+static bool dblock_has_work(struct dblock_queue *dq)
+{
+	return !list_empty(&dq->pending) || READ_ONCE(dq->gone);
+}
+
+/* Hands up to @max queued requests to the server; returns how many. */
+static unsigned int dblock_fetch(struct dblock_queue *dq, unsigned int max,
+				 bool *gone)
+{
+	struct dblock_request *req = dq->req_scratch;
+	struct dblock_cmd *cmd, *next;
+	unsigned int n = 0;
+	LIST_HEAD(batch);
+
+	spin_lock(&dq->lock);
+	list_for_each_entry_safe(cmd, next, &dq->pending, node) {
+		unsigned int seq;
+
+		if (n == max)
+			break;
+		seq = ((atomic_read(&cmd->state) >> DBLOCK_CMD_STATE_BITS) + 1) &
+		      DBLOCK_CMD_SEQ_MASK;
+		atomic_set(&cmd->state,
+			   (seq << DBLOCK_CMD_STATE_BITS) | DBLOCK_CMD_FETCHING);
+		list_move_tail(&cmd->node, &batch);
+		n++;
+	}
+	*gone = dq->gone && list_empty(&dq->pending);
+	spin_unlock(&dq->lock);
+
+	n = 0;
+	list_for_each_entry_safe(cmd, next, &batch, node) {
+		struct request *rq = blk_mq_rq_from_pdu(cmd);
+		unsigned int seq = atomic_read(&cmd->state) >>
+				   DBLOCK_CMD_STATE_BITS;
+
+		list_del_init(&cmd->node);
+		dblock_describe(dq, rq, &req[n++], seq);
+		if (req_op(rq) == REQ_OP_WRITE)
+			dblock_copy_rq(rq, dblock_slot(dq, rq->tag), true);
+		/* Only now may a completion or the timeout handler claim it. */
+		atomic_set_release(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) |
+				   DBLOCK_CMD_FETCHED);
+	}
+	return n;
+}
+
+static void dblock_mark_ready(struct dblock_queue *dq)
+{
+	struct dblock_dev *dev = dq->dev;
+
+	if (dq->ready)
+		return;
+	dq->ready = true;
+	if (atomic_inc_return(&dev->nr_ready) == dev->config.nr_queues)
+		wake_up_all(&dev->start_wait);
+}
+
+long dblock_chan_serve(struct dblock_dev *dev, struct dblock_serve __user *uarg)
+{
+	struct dblock_serve s;
+	struct dblock_queue *dq;
+	unsigned int max;
+	bool gone = false;
+	int ret;
+
+	if (copy_from_user(&s, uarg, sizeof(s)))
+		return -EFAULT;
+	if (s.queue >= dev->config.nr_queues ||
+	    s.flags & ~DBLOCK_SERVE_NOWAIT || s.__pad || s.__pad2 ||
+	    memchr_inv(s.__reserved, 0, sizeof(s.__reserved)))
+		return -EINVAL;
+	s.nr_requests = 0;
+	s.nr_rejected = 0;
+	s.status = 0;
+
+	dq = &dev->queues[s.queue];
+	if (test_and_set_bit_lock(0, &dq->serving))
+		return -EBUSY;
+
+	ret = dblock_commit(dq, u64_to_user_ptr(s.completions_ptr),
+			    s.nr_completions, &s.nr_rejected);
+	if (ret)
+		goto out_unlock;
+
+	dblock_mark_ready(dq);
+	max = min_t(unsigned int, s.max_requests, dev->config.queue_depth);
+	if (max && !(s.flags & DBLOCK_SERVE_NOWAIT) &&
+	    wait_event_interruptible(dq->wait, dblock_has_work(dq))) {
+		/* Not -ERESTARTSYS: a restart would resend the completions. */
+		ret = -EINTR;
+		goto out_unlock;
+	}
+	s.nr_requests = max ? dblock_fetch(dq, max, &gone) : 0;
+	if (!max)
+		gone = READ_ONCE(dq->gone);
+	if (s.nr_requests &&
+	    copy_to_user(u64_to_user_ptr(s.requests_ptr), dq->req_scratch,
+			 s.nr_requests * sizeof(struct dblock_request))) {
+		ret = -EFAULT;
+		goto out_unlock;
+	}
+	if (gone)
+		s.status |= DBLOCK_SERVE_GONE;
+	if (copy_to_user(uarg, &s, sizeof(s)))
+		ret = -EFAULT;
+
+out_unlock:
+	clear_bit_unlock(0, &dq->serving);
+	return ret;
+}
+
+static long dblock_chan_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	struct dblock_dev *dev = file->private_data;
+	void __user *argp = (void __user *)arg;
+	struct dblock_dev_info info;
+
+	switch (cmd) {
+	case DBLOCK_IOC_SERVE:
+		return dblock_chan_serve(dev, argp);
+	case DBLOCK_IOC_START:
+		return dblock_dev_start(dev);
+	case DBLOCK_IOC_GET_INFO:
+		dblock_dev_fill_info(dev, &info);
+		return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+const struct file_operations dblock_chan_fops = {
+	.owner		= THIS_MODULE,
+	.open		= dblock_chan_open,
+	.release	= dblock_chan_release,
+	.mmap		= dblock_chan_mmap,
+	.unlocked_ioctl	= dblock_chan_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};

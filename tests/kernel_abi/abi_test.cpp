@@ -1,0 +1,477 @@
+// Tests of dblock.ko through its raw ABI (include/uapi/linux/dblock.h),
+// without libdblock, so that the kernel's own checks are what is tested.
+// Runs inside a guest, as root, with dblock.ko loaded.
+#include <gtest/gtest.h>
+
+#include <linux/dblock.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <pthread.h>
+#include <signal.h>
+
+namespace {
+
+class Fd {
+public:
+    explicit Fd(int fd = -1) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept { reset(std::exchange(o.fd_, -1)); return *this; }
+    ~Fd() { reset(); }
+    void reset(int fd = -1) { if (fd_ >= 0) ::close(fd_); fd_ = fd; }
+    int get() const { return fd_; }
+private:
+    int fd_;
+};
+
+class Mapping {
+public:
+    Mapping(void* p, size_t len) : p_(p), len_(len) {}
+    Mapping(Mapping&& o) noexcept : p_(std::exchange(o.p_, MAP_FAILED)), len_(o.len_) {}
+    ~Mapping() { if (p_ != MAP_FAILED) munmap(p_, len_); }
+    std::byte* data() const { return static_cast<std::byte*>(p_); }
+private:
+    void* p_;
+    size_t len_;
+};
+
+// Returns 0 or the errno of the ioctl.
+template <typename T>
+int Ioctl(int fd, unsigned long cmd, T* arg) {
+    return ::ioctl(fd, cmd, arg) == 0 ? 0 : errno;
+}
+
+Fd OpenCtl() {
+    Fd fd(::open("/dev/dblockctl", O_RDWR | O_CLOEXEC));
+    EXPECT_GE(fd.get(), 0) << "open /dev/dblockctl: " << strerror(errno);
+    return fd;
+}
+
+dblock_dev_config Config(const std::string& name) {
+    dblock_dev_config c{};
+    std::strncpy(c.name, name.c_str(), sizeof(c.name) - 1);
+    c.size_bytes = 64 << 20;
+    c.logical_block_size = 4096;
+    c.max_io_bytes = 128 << 10;
+    c.nr_queues = 2;
+    c.queue_depth = 16;
+    c.flags = DBLOCK_DEV_FLUSH;
+    return c;
+}
+
+int Create(int ctl, const dblock_dev_config& c, dblock_dev_info* info = nullptr) {
+    dblock_ctl_create cr{};
+    cr.config = c;
+    int err = Ioctl(ctl, DBLOCK_CTL_CREATE, &cr);
+    if (!err && info) *info = cr.info;
+    return err;
+}
+
+int DestroyByName(int ctl, const std::string& name) {
+    dblock_ctl_target t{};
+    std::strncpy(t.name, name.c_str(), sizeof(t.name) - 1);
+    return Ioctl(ctl, DBLOCK_CTL_DESTROY, &t);
+}
+
+int InfoById(int ctl, __u32 id, dblock_dev_info* info) {
+    dblock_ctl_get_info gi{};
+    gi.target.id = id;
+    int err = Ioctl(ctl, DBLOCK_CTL_GET_INFO, &gi);
+    if (!err) *info = gi.info;
+    return err;
+}
+
+std::vector<__u32> List(int ctl) {
+    std::vector<__u32> ids(DBLOCK_MAX_QUEUES);
+    dblock_ctl_list l{};
+    l.ids_ptr = reinterpret_cast<uintptr_t>(ids.data());
+    l.capacity = ids.size();
+    EXPECT_EQ(Ioctl(ctl, DBLOCK_CTL_LIST, &l), 0);
+    ids.resize(std::min<size_t>(l.count, ids.size()));
+    return ids;
+}
+
+std::string ChanPath(__u32 id) { return "/dev/dblock/" + std::to_string(id); }
+
+bool WaitForPath(const std::string& path, bool present) {
+    for (int i = 0; i < 500; i++) {
+        struct stat st;
+        if ((::stat(path.c_str(), &st) == 0) == present) return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+TEST(Control, VersionAndFeatures) {
+    Fd ctl = OpenCtl();
+    dblock_ctl_version v{};
+    ASSERT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_VERSION, &v), 0);
+    EXPECT_EQ(v.abi_version, DBLOCK_ABI_VERSION);
+    EXPECT_EQ(v.features & DBLOCK_FEAT_FLUSH, DBLOCK_FEAT_FLUSH);
+    EXPECT_EQ(v.__pad, 0u);
+}
+
+TEST(Control, UnknownCommandIsENOTTY) {
+    Fd ctl = OpenCtl();
+    int dummy = 0;
+    EXPECT_EQ(Ioctl(ctl.get(), _IOW(DBLOCK_IOCTL_TYPE, 0x3f, int), &dummy), ENOTTY);
+}
+
+TEST(Control, CreateRejectsEachInvalidField) {
+    Fd ctl = OpenCtl();
+    struct Case {
+        const char* what;
+        void (*mutate)(dblock_dev_config&);
+    };
+    const Case cases[] = {
+        {"empty name", [](dblock_dev_config& c) { c.name[0] = 0; }},
+        {"slash in name", [](dblock_dev_config& c) { std::strcpy(c.name, "a/b"); }},
+        {"space in name", [](dblock_dev_config& c) { std::strcpy(c.name, "a b"); }},
+        {"reserved name", [](dblock_dev_config& c) { std::strcpy(c.name, "dblockctl"); }},
+        {"unterminated name", [](dblock_dev_config& c) { std::memset(c.name, 'a', sizeof(c.name)); }},
+        {"block size 0", [](dblock_dev_config& c) { c.logical_block_size = 0; }},
+        {"block size 768", [](dblock_dev_config& c) { c.logical_block_size = 768; }},
+        {"block size 8192", [](dblock_dev_config& c) { c.logical_block_size = 8192; }},
+        {"size 0", [](dblock_dev_config& c) { c.size_bytes = 0; }},
+        {"size not a block multiple", [](dblock_dev_config& c) { c.size_bytes = (64 << 20) + 512; }},
+        {"size overflows", [](dblock_dev_config& c) { c.size_bytes = ~0ULL << 12; }},
+        {"max io 0", [](dblock_dev_config& c) { c.max_io_bytes = 0; }},
+        {"max io not 4k multiple", [](dblock_dev_config& c) { c.max_io_bytes = 6144; c.logical_block_size = 512; }},
+        {"max io too large", [](dblock_dev_config& c) { c.max_io_bytes = DBLOCK_MAX_IO_BYTES * 2; }},
+        {"0 queues", [](dblock_dev_config& c) { c.nr_queues = 0; }},
+        {"too many queues", [](dblock_dev_config& c) { c.nr_queues = DBLOCK_MAX_QUEUES + 1; }},
+        {"depth 0", [](dblock_dev_config& c) { c.queue_depth = 0; }},
+        {"depth too large", [](dblock_dev_config& c) { c.queue_depth = DBLOCK_MAX_QUEUE_DEPTH + 1; }},
+        {"buffer too large", [](dblock_dev_config& c) { c.queue_depth = 1024; c.max_io_bytes = 1 << 20; }},
+        {"unknown flag", [](dblock_dev_config& c) { c.flags |= 1ULL << 40; }},
+        {"nonzero pad", [](dblock_dev_config& c) { c.__pad = 1; }},
+        {"nonzero reserved", [](dblock_dev_config& c) { c.__reserved[3] = 1; }},
+    };
+    for (const Case& k : cases) {
+        dblock_dev_config c = Config("abi-invalid");
+        k.mutate(c);
+        EXPECT_EQ(Create(ctl.get(), c), EINVAL) << k.what;
+    }
+    dblock_ctl_target t{};
+    std::strcpy(t.name, "abi-invalid");
+    EXPECT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_DESTROY, &t), ENODEV) << "an invalid create left a device";
+}
+
+TEST(Control, CreateInfoListDestroy) {
+    Fd ctl = OpenCtl();
+    dblock_dev_config c = Config("abi-life");
+    dblock_dev_info info{};
+    ASSERT_EQ(Create(ctl.get(), c, &info), 0);
+    EXPECT_STREQ(info.config.name, "abi-life");
+    EXPECT_EQ(info.config.size_bytes, c.size_bytes);
+    EXPECT_EQ(info.config.nr_queues, 2);
+    EXPECT_EQ(info.state, DBLOCK_STATE_CREATED);
+    EXPECT_EQ(info.server_pid, 0);
+    EXPECT_GE(info.buffer_bytes, 16u * (128 << 10));
+    EXPECT_EQ(info.buffer_bytes % sysconf(_SC_PAGESIZE), 0);
+    EXPECT_TRUE(WaitForPath(ChanPath(info.id), true)) << ChanPath(info.id);
+
+    EXPECT_EQ(Create(ctl.get(), c), EEXIST);
+
+    dblock_dev_info byid{};
+    ASSERT_EQ(InfoById(ctl.get(), info.id, &byid), 0);
+    EXPECT_STREQ(byid.config.name, "abi-life");
+    std::vector<__u32> ids = List(ctl.get());
+    EXPECT_NE(std::find(ids.begin(), ids.end(), info.id), ids.end());
+
+    dblock_ctl_list l{};
+    ASSERT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_LIST, &l), 0) << "capacity 0 must only count";
+    EXPECT_GE(l.count, 1u);
+
+    dblock_ctl_target bad{};
+    bad.flags = 1;
+    EXPECT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_DESTROY, &bad), EINVAL);
+
+    ASSERT_EQ(DestroyByName(ctl.get(), "abi-life"), 0);
+    EXPECT_EQ(InfoById(ctl.get(), info.id, &byid), ENODEV);
+    EXPECT_EQ(DestroyByName(ctl.get(), "abi-life"), ENODEV);
+    EXPECT_TRUE(WaitForPath(ChanPath(info.id), false));
+}
+
+// A server on the raw ABI, one thread per queue, data in a vector.  Its
+// misbehaviours are switched on by the tests.
+class RawServer {
+public:
+    std::atomic<int> stale_seq_once{0};   // answer once with a wrong seq first
+    std::atomic<int> double_answer_once{0};
+    std::atomic<int> fail_reads_with{0};  // negative errno for every read
+    std::atomic<bool> swallow{false};     // take requests, never answer, exit
+    std::atomic<unsigned> rejected{0};
+    std::atomic<unsigned> served{0};
+    std::atomic<int> gone_queues{0};
+
+    explicit RawServer(const dblock_dev_info& info)
+        : info_(info), data_(info.config.size_bytes) {
+        chan_.reset(::open(ChanPath(info.id).c_str(), O_RDWR | O_CLOEXEC));
+        if (chan_.get() < 0) throw std::runtime_error("open channel: " + std::string(strerror(errno)));
+        for (unsigned q = 0; q < info.config.nr_queues; q++) {
+            void* p = mmap(nullptr, info.buffer_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                           chan_.get(), off_t(q) * info.buffer_bytes);
+            if (p == MAP_FAILED) throw std::runtime_error("mmap: " + std::string(strerror(errno)));
+            maps_.emplace_back(p, info.buffer_bytes);
+        }
+    }
+
+    int chan() const { return chan_.get(); }
+    void close_channel() { maps_.clear(); chan_.reset(); }
+
+    void start_threads() {
+        for (unsigned q = 0; q < info_.config.nr_queues; q++)
+            threads_.emplace_back([this, q] {
+                serve(q);
+                finished_++;
+            });
+    }
+    void join() {
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+    }
+    // Threads blocked in SERVE wake up only for work, GONE or a signal.
+    void stop() {
+        stop_ = true;
+        while (finished_ < int(threads_.size())) {
+            for (auto& t : threads_) pthread_kill(t.native_handle(), SIGUSR1);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        join();
+    }
+
+private:
+    void serve(unsigned q) {
+        const unsigned depth = info_.config.queue_depth;
+        std::vector<dblock_request> reqs(depth);
+        std::vector<dblock_completion> cpls;
+        for (;;) {
+            dblock_serve s{};
+            s.queue = q;
+            s.completions_ptr = reinterpret_cast<uintptr_t>(cpls.data());
+            s.nr_completions = cpls.size();
+            s.requests_ptr = reinterpret_cast<uintptr_t>(reqs.data());
+            s.max_requests = depth;
+            int err = Ioctl(chan_.get(), DBLOCK_IOC_SERVE, &s);
+            cpls.clear();
+            if (err == EINTR) {
+                if (stop_) return;
+                continue;
+            }
+            if (err) { ADD_FAILURE() << "SERVE: " << strerror(err); return; }
+            rejected += s.nr_rejected;
+            if (s.status & DBLOCK_SERVE_GONE) { gone_queues++; return; }
+            if (swallow && s.nr_requests) {
+                served++;
+                return;
+            }
+            for (unsigned i = 0; i < s.nr_requests; i++) {
+                const dblock_request& r = reqs[i];
+                std::byte* slot = maps_[q].data() + size_t(r.tag) * info_.config.max_io_bytes;
+                int result = 0;
+                if (r.offset + r.length > data_.size() || r.length > info_.config.max_io_bytes) {
+                    ADD_FAILURE() << "request out of range: " << r.offset << "+" << r.length;
+                    result = -EIO;
+                } else if (r.op == DBLOCK_OP_READ) {
+                    if (fail_reads_with) result = fail_reads_with;
+                    else std::memcpy(slot, data_.data() + r.offset, r.length);
+                } else if (r.op == DBLOCK_OP_WRITE) {
+                    std::memcpy(data_.data() + r.offset, slot, r.length);
+                }
+                dblock_completion c{};
+                c.tag = r.tag;
+                c.seq = r.seq;
+                c.result = result;
+                if (stale_seq_once.exchange(0)) {
+                    dblock_completion bad = c;
+                    bad.seq = r.seq + 1;
+                    cpls.push_back(bad);
+                }
+                cpls.push_back(c);
+                if (double_answer_once.exchange(0)) cpls.push_back(c);
+                served++;
+            }
+        }
+    }
+
+    dblock_dev_info info_;
+    std::vector<std::byte> data_;
+    Fd chan_;
+    std::vector<Mapping> maps_;
+    std::vector<std::thread> threads_;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> finished_{0};
+};
+
+class Served : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ctl_ = OpenCtl();
+        ASSERT_EQ(Create(ctl_.get(), Config(name_), &info_), 0);
+        ASSERT_TRUE(WaitForPath(ChanPath(info_.id), true));
+        server_ = std::make_unique<RawServer>(info_);
+        server_->start_threads();
+        ASSERT_EQ(::ioctl(server_->chan(), DBLOCK_IOC_START), 0) << strerror(errno);
+        ASSERT_TRUE(WaitForPath("/dev/" + name_, true));
+    }
+    void TearDown() override {
+        if (server_) {
+            EXPECT_EQ(DestroyByName(ctl_.get(), name_), 0);
+            server_->join();
+        }
+    }
+    Fd OpenDisk() {
+        Fd fd(::open(("/dev/" + name_).c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
+        EXPECT_GE(fd.get(), 0) << strerror(errno);
+        return fd;
+    }
+    static void* Aligned(std::vector<std::byte>& v) {
+        return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(v.data()) + 4095) & ~uintptr_t(4095));
+    }
+
+    std::string name_ = "abi-served";
+    Fd ctl_;
+    dblock_dev_info info_{};
+    std::unique_ptr<RawServer> server_;
+};
+
+TEST_F(Served, ChannelIsExclusiveAndReportsServer) {
+    Fd second(::open(ChanPath(info_.id).c_str(), O_RDWR));
+    EXPECT_LT(second.get(), 0);
+    EXPECT_EQ(errno, EBUSY);
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_EQ(now.server_pid, getpid());
+    EXPECT_EQ(now.state, DBLOCK_STATE_LIVE);
+    EXPECT_NE(now.disk_major, 0u);
+    EXPECT_EQ(::ioctl(server_->chan(), DBLOCK_IOC_START), -1);
+    EXPECT_EQ(errno, EALREADY);
+}
+
+TEST_F(Served, BadMmapAndServeArgumentsAreRefused) {
+    void* p = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, server_->chan(), 4096);
+    EXPECT_EQ(p, MAP_FAILED) << "an offset inside a queue's area";
+    p = mmap(nullptr, info_.buffer_bytes, PROT_READ, MAP_SHARED, server_->chan(),
+             off_t(info_.config.nr_queues) * info_.buffer_bytes);
+    EXPECT_EQ(p, MAP_FAILED) << "a queue that does not exist";
+    p = mmap(nullptr, info_.buffer_bytes * 2, PROT_READ, MAP_SHARED, server_->chan(), 0);
+    EXPECT_EQ(p, MAP_FAILED) << "longer than one area";
+
+    dblock_serve s{};
+    s.queue = info_.config.nr_queues;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "queue out of range";
+    s = {};
+    s.flags = 1u << 7;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "unknown flag";
+    s = {};
+    s.__reserved[1] = 1;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "reserved";
+    // Queue 0 is being served by its thread: a second server thread is refused
+    // unless it happens to catch the queue between two calls.
+    s = {};
+    s.flags = DBLOCK_SERVE_NOWAIT;
+    int err = Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s);
+    EXPECT_TRUE(err == EBUSY || err == 0) << strerror(err);
+}
+
+TEST_F(Served, DataRoundTripsAtRandomOffsetsAndSizes) {
+    Fd disk = OpenDisk();
+    const size_t max_io = info_.config.max_io_bytes;
+    std::vector<std::byte> wbuf(max_io * 2 + 4096), rbuf(max_io * 2 + 4096);
+    auto* w = static_cast<unsigned char*>(Aligned(wbuf));
+    auto* r = static_cast<unsigned char*>(Aligned(rbuf));
+    unsigned seed = 12345;
+    for (int i = 0; i < 200; i++) {
+        // Sizes up to twice the largest I/O: the block layer splits those.
+        size_t len = 4096 * (1 + rand_r(&seed) % (2 * max_io / 4096));
+        off_t off = off_t(4096) * (rand_r(&seed) % ((info_.config.size_bytes - len) / 4096));
+        for (size_t k = 0; k < len; k++) w[k] = static_cast<unsigned char>(rand_r(&seed));
+        ASSERT_EQ(pwrite(disk.get(), w, len, off), ssize_t(len)) << strerror(errno);
+        std::memset(r, 0, len);
+        ASSERT_EQ(pread(disk.get(), r, len, off), ssize_t(len)) << strerror(errno);
+        ASSERT_EQ(std::memcmp(w, r, len), 0) << "at " << off << " len " << len;
+    }
+    ASSERT_EQ(fdatasync(disk.get()), 0);
+    EXPECT_EQ(server_->rejected, 0u);
+}
+
+TEST_F(Served, StaleSeqAndDoubleAnswersAreRejectedAndIoSucceeds) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    void* p = Aligned(buf);
+    server_->stale_seq_once = 1;
+    ASSERT_EQ(pread(disk.get(), p, 4096, 0), 4096);
+    server_->double_answer_once = 1;
+    ASSERT_EQ(pread(disk.get(), p, 4096, 4096), 4096);
+    // The rejections are reported on the next SERVE call of that queue.
+    ASSERT_EQ(pread(disk.get(), p, 4096, 8192), 4096);
+    ASSERT_EQ(pread(disk.get(), p, 4096, 12288), 4096);
+    EXPECT_GE(server_->rejected, 1u);
+}
+
+TEST_F(Served, ServerErrorsReachTheCaller) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    server_->fail_reads_with = -ENOSPC;
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), -1);
+    EXPECT_TRUE(errno == ENOSPC || errno == EIO) << strerror(errno);
+    server_->fail_reads_with = 0;
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
+}
+
+TEST_F(Served, DestroyIsRefusedWhileTheDiskIsOpen) {
+    {
+        Fd disk = OpenDisk();
+        EXPECT_EQ(DestroyByName(ctl_.get(), name_), EBUSY);
+    }
+    EXPECT_EQ(DestroyByName(ctl_.get(), name_), 0);
+    server_->join();
+    EXPECT_EQ(server_->gone_queues, int(info_.config.nr_queues));
+    server_.reset();
+}
+
+TEST_F(Served, ServerDeathFailsItsRequestsAtOnceAndANewServerTakesOver) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    server_->swallow = true;
+    auto start = std::chrono::steady_clock::now();
+    std::thread reader([&] {
+        EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), -1);
+        EXPECT_EQ(errno, EIO);
+    });
+    while (server_->served == 0 && std::chrono::steady_clock::now() - start < std::chrono::seconds(5))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(server_->served, 1u) << "the read never reached the server";
+    server_->stop();
+    server_->close_channel();  // as when the server process dies
+    reader.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+        << "requests of a dead server must fail at once, not at the timeout";
+
+    // A new server on the same device serves again.
+    server_ = std::make_unique<RawServer>(info_);
+    server_->start_threads();
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096) << strerror(errno);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // A handler without SA_RESTART, so that SIGUSR1 interrupts a SERVE call.
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigaction(SIGUSR1, &sa, nullptr);
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
