@@ -164,7 +164,9 @@ static void dblock_describe(struct dblock_queue *dq, struct request *rq,
 			req->flags |= DBLOCK_REQ_FUA;
 		break;
 	case REQ_OP_FLUSH:
+		/* A flush has no position: its sector is -1. */
 		req->op = DBLOCK_OP_FLUSH;
+		req->offset = 0;
 		req->length = 0;
 		break;
 	default:
