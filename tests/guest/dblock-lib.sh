@@ -8,8 +8,26 @@ DBLOCK_KO=${DBLOCK_KO:-${DBLOCK_KMOD_DIR:-/var/tmp/dblock-kmod}/$(uname -r)/dblo
 SAMPLE=$DBLOCK_BIN/dblock_sample_ramdisk
 DBLOCKCTL=$DBLOCK_BIN/dblockctl
 
+# A failed case must not leave servers, mounts or devices to the next one.
+cleanup_dblock() {
+  local rc=$? name
+  trap - EXIT
+  set +e
+  if grep -q '^dblock ' /proc/modules; then
+    grep ' /tmp/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l 2>/dev/null
+    pkill -KILL -f "$DBLOCK_BIN/" 2>/dev/null
+    sleep 0.5
+    for name in $("$DBLOCKCTL" list --json 2>/dev/null | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p'); do
+      "$DBLOCKCTL" destroy "$name" >/dev/null 2>&1 || true
+    done
+    rmmod dblock 2>/dev/null || true
+  fi
+  exit "$rc"
+}
+
 load_dblock() {
   [[ -f $DBLOCK_KO ]] || die "no module at $DBLOCK_KO (built by scripts/test-all.sh)"
+  trap cleanup_dblock EXIT
   grep -q '^dblock ' /proc/modules || insmod "$DBLOCK_KO" || die "insmod $DBLOCK_KO failed"
   wait_for_path /dev/dblockctl 5
 }

@@ -19,7 +19,7 @@ for i in $(seq 0 7); do
   assert_eq $(((i + 1) * 8 * 1024 * 1024)) "$(blockdev --getsize64 /dev/many$i)" "size of many$i"
   assert_eq "${bs[$i]}" "$(blockdev --getss /dev/many$i)" "block size of many$i"
   # Distinct content per device, written through the page cache.
-  yes "device $i" | head -c $((4 << 20)) >/tmp/pattern$i
+  head -c $((4 << 20)) < <(yes "device $i") >/tmp/pattern$i
   dd if=/tmp/pattern$i of=/dev/many$i bs=64K conv=fsync status=none
 done
 for i in $(seq 0 7); do

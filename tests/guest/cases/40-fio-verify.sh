@@ -16,7 +16,7 @@ for rw in randwrite write; do
     --offset_increment=100M --verify=crc32c --verify_fatal=1 \
     --do_verify=1 --group_reporting --output-format=terse >/tmp/fio.$rw.out \
     || { cat /tmp/fio.$rw.out; die "fio $rw verify failed"; }
-  log "fio $rw: $(cut -d';' -f3,4 /tmp/fio.$rw.out | head -1)"
+  log "fio $rw: $(grep -v '^fio:' /tmp/fio.$rw.out | cut -d';' -f3,4 | head -1)"
 done
 fio --name=buffered --filename=/dev/fiodev --ioengine=psync --direct=0 \
   --rw=randrw --bs=4k --size=32M --verify=crc32c --verify_fatal=1 \

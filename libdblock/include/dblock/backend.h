@@ -1,0 +1,35 @@
+// Copyright (c) dblock authors.
+#ifndef DBLOCK_BACKEND_H_
+#define DBLOCK_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace dblock {
+
+// Where a served device's data lives.  Offsets and lengths come from
+// validated requests: within size(), multiples of the block size.
+// Failures are reported by throwing: a std::system_error (dblock::Error is
+// one) fails that request with its errno, anything else with EIO; the server
+// keeps serving either way.
+// Thread-safety: implementations must accept concurrent calls from several
+// queue threads, for different requests (possibly overlapping ranges).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::uint64_t size() const = 0;
+  virtual void read(std::uint64_t offset, std::span<std::byte> out) = 0;
+  // fua: the data must be durable before returning.
+  virtual void write(std::uint64_t offset, std::span<const std::byte> data, bool fua) = 0;
+  // Makes every completed write durable.
+  virtual void flush() = 0;
+  // Whether flush() does anything, i.e. whether the device should be created
+  // with DBLOCK_DEV_FLUSH (a volatile write cache).
+  virtual bool supports_flush() const = 0;
+};
+
+}  // namespace dblock
+
+#endif  // DBLOCK_BACKEND_H_

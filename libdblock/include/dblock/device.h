@@ -1,0 +1,80 @@
+// Copyright (c) dblock authors.
+#ifndef DBLOCK_DEVICE_H_
+#define DBLOCK_DEVICE_H_
+
+#include <linux/dblock.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace dblock {
+
+inline constexpr std::size_t kMaxNameLength = DBLOCK_NAME_MAX - 1;
+inline constexpr std::string_view kChannelDir = "/dev/dblock";
+
+// The shape of a device, as chosen by its creator (dblock_dev_config).
+// Thread-safety: plain value.
+struct DeviceConfig {
+  std::string name;
+  std::uint64_t size_bytes = 0;
+  std::uint32_t block_size = 4096;
+  std::uint32_t max_io_bytes = 256 * 1024;
+  std::uint16_t queues = 1;
+  std::uint16_t queue_depth = 64;
+  bool flush = false;      // DBLOCK_DEV_FLUSH: the server handles flush and FUA
+  bool read_only = false;  // DBLOCK_DEV_READ_ONLY
+
+  bool operator==(const DeviceConfig&) const = default;
+};
+
+enum class DeviceState : std::uint32_t {
+  kCreated = DBLOCK_STATE_CREATED,
+  kLive = DBLOCK_STATE_LIVE,
+  kDead = DBLOCK_STATE_DEAD,
+};
+
+// What the kernel says about an existing device (dblock_dev_info).
+// Thread-safety: plain value.
+struct DeviceInfo {
+  DeviceConfig config;
+  std::uint32_t id = 0;
+  DeviceState state = DeviceState::kCreated;
+  std::int32_t server_pid = 0;
+  std::uint32_t buffer_bytes = 0;
+  std::uint32_t disk_major = 0;
+  std::uint32_t disk_minor = 0;
+
+  std::string disk_path() const;     // /dev/<name>
+  std::string channel_path() const;  // /dev/dblock/<id>
+
+  bool operator==(const DeviceInfo&) const = default;
+};
+
+// The module's ABI version and DBLOCK_FEAT_* bits.
+// Thread-safety: plain value.
+struct ModuleVersion {
+  std::uint32_t abi_version = 0;
+  std::uint64_t features = 0;
+
+  bool has(std::uint64_t feature) const { return (features & feature) == feature; }
+};
+
+// "created", "live", "dead", or "unknown(N)" for a state this code predates.
+std::string to_string(DeviceState state);
+
+// Throw std::invalid_argument naming the offending field, so that users get
+// a precise message instead of the kernel's bare EINVAL.
+void validate_name(std::string_view name);
+void validate(const DeviceConfig& config);
+
+// Conversions to and from the UAPI structs.  to_uapi() throws
+// std::invalid_argument if the name does not fit; from_uapi() copes with a
+// name lacking its NUL.
+dblock_dev_config to_uapi(const DeviceConfig& config);
+DeviceConfig from_uapi(const dblock_dev_config& config);
+DeviceInfo from_uapi(const dblock_dev_info& info);
+
+}  // namespace dblock
+
+#endif  // DBLOCK_DEVICE_H_

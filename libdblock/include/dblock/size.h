@@ -1,0 +1,21 @@
+// Copyright (c) dblock authors.
+#ifndef DBLOCK_SIZE_H_
+#define DBLOCK_SIZE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace dblock {
+
+// Parses a byte count: digits, then an optional binary unit K, M, G, T or P
+// (case-insensitive, optionally followed by "iB" or "B"): "512", "4K",
+// "64M", "1GiB".  Throws std::invalid_argument on bad syntax or overflow.
+std::uint64_t parse_size(std::string_view text);
+
+// Renders a byte count for humans: "512 B", "4 KiB", "1.5 GiB".
+std::string format_size(std::uint64_t bytes);
+
+}  // namespace dblock
+
+#endif  // DBLOCK_SIZE_H_

@@ -1,0 +1,128 @@
+// Copyright (c) dblock authors.
+#include "dblock/device.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace dblock {
+namespace {
+
+bool valid_name_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-';
+}
+
+std::string name_from(const char (&name)[DBLOCK_NAME_MAX]) {
+  return std::string(name, strnlen(name, DBLOCK_NAME_MAX));
+}
+
+}  // namespace
+
+std::string DeviceInfo::disk_path() const { return "/dev/" + config.name; }
+
+std::string DeviceInfo::channel_path() const { return fmt::format("{}/{}", kChannelDir, id); }
+
+std::string to_string(DeviceState state) {
+  switch (state) {
+    case DeviceState::kCreated: return "created";
+    case DeviceState::kLive: return "live";
+    case DeviceState::kDead: return "dead";
+  }
+  return fmt::format("unknown({})", static_cast<std::uint32_t>(state));
+}
+
+void validate_name(std::string_view name) {
+  if (name.empty()) throw std::invalid_argument("device name must not be empty");
+  // The module's own nodes: /dev/dblockctl and the channel directory /dev/dblock.
+  if (name == "dblock" || name == "dblockctl") {
+    throw std::invalid_argument(
+        fmt::format("device name '{}' is reserved for the module's own nodes", name));
+  }
+  if (name.size() > kMaxNameLength) {
+    throw std::invalid_argument(fmt::format("device name '{}' is too long: {} characters, at most {}",
+                                            name, name.size(), kMaxNameLength));
+  }
+  for (const char c : name) {
+    if (!valid_name_char(c)) {
+      throw std::invalid_argument(fmt::format(
+          "device name '{}' has an invalid character '{}': use A-Z, a-z, 0-9, '_' and '-'", name,
+          c));
+    }
+  }
+}
+
+void validate(const DeviceConfig& c) {
+  validate_name(c.name);
+  const std::uint32_t bs = c.block_size;
+  if (bs != 512 && bs != 1024 && bs != 2048 && bs != 4096) {
+    throw std::invalid_argument(
+        fmt::format("block size must be 512, 1024, 2048 or 4096: got {}", bs));
+  }
+  if (c.size_bytes == 0 || c.size_bytes % bs != 0) {
+    throw std::invalid_argument(fmt::format(
+        "device size must be a non-zero multiple of the block size ({}): got {}", bs,
+        c.size_bytes));
+  }
+  if (c.max_io_bytes < DBLOCK_MIN_IO_BYTES || c.max_io_bytes > DBLOCK_MAX_IO_BYTES ||
+      c.max_io_bytes % DBLOCK_MIN_IO_BYTES != 0 || c.max_io_bytes % bs != 0) {
+    throw std::invalid_argument(fmt::format(
+        "max I/O size must be a multiple of 4096 and of the block size, from {} to {}: got {}",
+        DBLOCK_MIN_IO_BYTES, DBLOCK_MAX_IO_BYTES, c.max_io_bytes));
+  }
+  if (c.queues < 1 || c.queues > DBLOCK_MAX_QUEUES) {
+    throw std::invalid_argument(
+        fmt::format("number of queues must be from 1 to {}: got {}", DBLOCK_MAX_QUEUES, c.queues));
+  }
+  if (c.queue_depth < 1 || c.queue_depth > DBLOCK_MAX_QUEUE_DEPTH) {
+    throw std::invalid_argument(fmt::format("queue depth must be from 1 to {}: got {}",
+                                            DBLOCK_MAX_QUEUE_DEPTH, c.queue_depth));
+  }
+  // Each queue's buffer holds queue_depth slots of max_io_bytes in kernel memory.
+  if (std::uint64_t{c.queue_depth} * c.max_io_bytes > DBLOCK_MAX_BUFFER_BYTES) {
+    throw std::invalid_argument(fmt::format(
+        "queue depth {} x max I/O size {} is too large: a queue's buffer is at most {} MiB",
+        c.queue_depth, c.max_io_bytes, DBLOCK_MAX_BUFFER_BYTES >> 20));
+  }
+}
+
+dblock_dev_config to_uapi(const DeviceConfig& c) {
+  if (c.name.size() > kMaxNameLength) validate_name(c.name);
+  dblock_dev_config out{};
+  std::memcpy(out.name, c.name.data(), c.name.size());
+  out.size_bytes = c.size_bytes;
+  out.logical_block_size = c.block_size;
+  out.max_io_bytes = c.max_io_bytes;
+  out.nr_queues = c.queues;
+  out.queue_depth = c.queue_depth;
+  out.flags = (c.flush ? DBLOCK_DEV_FLUSH : 0) | (c.read_only ? DBLOCK_DEV_READ_ONLY : 0);
+  return out;
+}
+
+DeviceConfig from_uapi(const dblock_dev_config& c) {
+  DeviceConfig out;
+  out.name = name_from(c.name);
+  out.size_bytes = c.size_bytes;
+  out.block_size = c.logical_block_size;
+  out.max_io_bytes = c.max_io_bytes;
+  out.queues = c.nr_queues;
+  out.queue_depth = c.queue_depth;
+  out.flush = (c.flags & DBLOCK_DEV_FLUSH) != 0;
+  out.read_only = (c.flags & DBLOCK_DEV_READ_ONLY) != 0;
+  return out;
+}
+
+DeviceInfo from_uapi(const dblock_dev_info& i) {
+  DeviceInfo out;
+  out.config = from_uapi(i.config);
+  out.id = i.id;
+  out.state = static_cast<DeviceState>(i.state);
+  out.server_pid = i.server_pid;
+  out.buffer_bytes = i.buffer_bytes;
+  out.disk_major = i.disk_major;
+  out.disk_minor = i.disk_minor;
+  return out;
+}
+
+}  // namespace dblock

@@ -1,0 +1,64 @@
+// Copyright (c) dblock authors.
+#include "dblock/dispatch.h"
+
+#include <cerrno>
+#include <exception>
+#include <new>
+#include <system_error>
+
+namespace dblock {
+
+Dispatcher::Dispatcher(Backend& backend, const DeviceConfig& config)
+    : backend_(backend), config_(config) {}
+
+dblock_completion Dispatcher::handle(const dblock_request& request,
+                                     std::span<std::byte> buffer) const {
+  dblock_completion completion{};
+  completion.tag = request.tag;
+  completion.seq = request.seq;
+  try {
+    completion.result = execute(request, buffer);
+  } catch (const std::system_error& e) {
+    const int err = e.code().value();
+    // Only a real errno may reach the kernel; other categories become EIO.
+    const bool is_errno = e.code().category() == std::system_category() ||
+                          e.code().category() == std::generic_category();
+    completion.result = (is_errno && err > 0 && err < 4096) ? -err : -EIO;
+  } catch (const std::bad_alloc&) {
+    completion.result = -ENOMEM;
+  } catch (...) {
+    completion.result = -EIO;
+  }
+  return completion;
+}
+
+int Dispatcher::execute(const dblock_request& request, std::span<std::byte> buffer) const {
+  if (request.op == DBLOCK_OP_FLUSH) {
+    backend_.flush();
+    return 0;
+  }
+  if (request.op != DBLOCK_OP_READ && request.op != DBLOCK_OP_WRITE) return -EIO;
+
+  // The kernel should never send these; checking keeps a bug there (or a
+  // mismatched module) from making us touch memory out of range.
+  const std::uint64_t offset = request.offset;
+  const std::uint64_t length = request.length;
+  const std::uint64_t slot = std::uint64_t{request.tag} * config_.max_io_bytes;
+  if (request.tag >= config_.queue_depth || length > config_.max_io_bytes ||
+      offset % config_.block_size != 0 || length % config_.block_size != 0 ||
+      offset > config_.size_bytes || length > config_.size_bytes - offset ||
+      slot + length > buffer.size() || (request.flags & ~std::uint32_t{DBLOCK_REQ_FUA}) != 0) {
+    return -EIO;
+  }
+  const auto data = buffer.subspan(slot, length);
+
+  if (request.op == DBLOCK_OP_READ) {
+    backend_.read(offset, data);
+    return 0;
+  }
+  if (config_.read_only) return -EROFS;
+  backend_.write(offset, data, (request.flags & DBLOCK_REQ_FUA) != 0);
+  return 0;
+}
+
+}  // namespace dblock

@@ -1,0 +1,36 @@
+#!/bin/bash
+# Install every host package the project needs (build, unit tests, QEMU guest tests).
+# Idempotent: does nothing (and skips `apt-get update`) when all are installed.
+# Extra package names may be passed as arguments.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake g++ pkg-config
+  libgtest-dev libgmock-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  qemu-system-x86 busybox-static fio e2fsprogs kmod cpio xz-utils util-linux
+  iproute2 procps coreutils
+  linux-headers-amd64 linux-headers-6.12-amd64
+  shellcheck
+  "$@"
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+if ((EUID != 0)); then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

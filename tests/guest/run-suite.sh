@@ -1,0 +1,71 @@
+#!/bin/bash
+# Run guest test cases inside the QEMU guest (see vm/run-guest.sh):
+#   tests/guest/run-suite.sh [CASE.sh ...]      (default: tests/guest/cases/*.sh)
+# A case fails on a non-zero exit, on timeout (DBLOCK_CASE_TIMEOUT, default 300 s),
+# or when the kernel log it produced matches DMESG_BAD_RE (lib.sh).
+# Per-case output and dmesg go to $DBLOCK_OUT/cases/ (or a dir under /tmp).
+# Each case runs in a fresh scratch dir under /tmp as its cwd (the root is read-only:
+# tools like fio write state files to the cwd); DBLOCK_ROOT is the checkout.
+# Set DBLOCK_VERBOSE=1 to also stream each case's output.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$HERE/lib.sh"
+
+case_timeout=${DBLOCK_CASE_TIMEOUT:-300}
+logdir=${DBLOCK_OUT:+$DBLOCK_OUT/cases}
+logdir=${logdir:-$(mktemp -d /tmp/dblock-suite.XXXXXX)}
+mkdir -p "$logdir"
+
+(($#)) || set -- "$HERE"/cases/*.sh
+[[ -e $1 ]] || die "no test cases found"
+
+passed=0 failed=0
+export DBLOCK_ROOT
+for case_path in "$@"; do
+  case_path=$(realpath "$case_path")
+  name=$(basename "$case_path" .sh)
+  scratch=$(mktemp -d "/tmp/$name.XXXXXX")
+  out=$logdir/$name.out kmsg=$logdir/$name.dmesg
+  # A unique marker in the kernel log: what follows it is this case's.
+  marker="dblock-suite: begin $name $$.$RANDOM"
+  echo "$marker" >/dev/kmsg
+  start=$SECONDS
+  rc=0
+  if [[ ${DBLOCK_VERBOSE:-0} == 1 ]]; then
+    (cd "$scratch" && timeout -k 10 "$case_timeout" bash "$case_path" </dev/null 2>&1) |
+      tee "$out" || rc=${PIPESTATUS[0]}
+  else
+    (cd "$scratch" && timeout -k 10 "$case_timeout" bash "$case_path" </dev/null >"$out" 2>&1) || rc=$?
+  fi
+  rm -rf --one-file-system "$scratch"
+  took=$((SECONDS - start))
+  dmesg | sed -n "\\|$marker|,\$p" | tail -n +2 >"$kmsg"
+  bad=$(dmesg_bad "$kmsg")
+
+  reason=""
+  if ((rc == 124 || rc == 137)); then
+    reason="timed out after ${case_timeout}s"
+  elif ((rc != 0)); then
+    reason="exit code $rc"
+  fi
+  if [[ -n $bad ]]; then
+    reason="${reason:+$reason; }kernel log has $(wc -l <<<"$bad") bad line(s)"
+  fi
+
+  if [[ -z $reason ]]; then
+    echo "PASS $name (${took}s)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name (${took}s): $reason"
+    [[ -z $bad ]] || { echo "--- kernel log:"; echo "$bad" | head -n 40; }
+    echo "--- last lines of output ($out):"
+    tail -n 30 "$out"
+    echo "---"
+    failed=$((failed + 1))
+  fi
+done
+
+echo "guest $(uname -r): $passed passed, $failed failed"
+((failed == 0))

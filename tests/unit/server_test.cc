@@ -1,0 +1,319 @@
+// Copyright (c) dblock authors.
+// Runs Server against a fake kernel: open() of /dev/dblock/<id> and ioctl()
+// on it are intercepted with the linker's --wrap (open is open64 under
+// _FILE_OFFSET_BITS=64).  The fake blocks in read() on an eventfd, so
+// signals interrupt it exactly like the real SERVE.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "dblock/error.h"
+#include "dblock/ram_backend.h"
+#include "dblock/server.h"
+
+extern "C" int __real_open64(const char* path, int flags, ...);
+extern "C" int __real_ioctl(int fd, unsigned long request, ...);
+
+namespace dblock {
+namespace {
+
+constexpr std::uint16_t kQueues = 2;
+constexpr std::uint16_t kDepth = 4;
+constexpr std::uint32_t kMaxIo = 8192;
+constexpr std::uint32_t kBufferBytes = kDepth * kMaxIo;
+
+struct FakeKernel {
+  std::mutex mu;
+  int channel = -1;
+  dblock_dev_info info{};
+  std::deque<dblock_request> pending[kQueues];
+  int wake[kQueues] = {-1, -1};
+  bool entered[kQueues] = {};
+  bool gone = false;
+  bool started = false;
+  int fail_queue = -1;         // SERVE on it fails with EBUSY
+  int eintr_after_commit = 0;  // that many SERVE calls carrying completions fail with EINTR
+  std::map<std::pair<int, std::uint32_t>, dblock_completion> done;  // by (tag, seq)
+  int duplicates = 0;
+
+  FakeKernel() {
+    DeviceConfig c;
+    c.name = "fake";
+    c.size_bytes = 1 << 20;
+    c.block_size = 512;
+    c.max_io_bytes = kMaxIo;
+    c.queues = kQueues;
+    c.queue_depth = kDepth;
+    c.flush = true;
+    info.config = to_uapi(c);
+    info.id = 5;
+    info.buffer_bytes = kBufferBytes;
+    channel = ::memfd_create("fake_channel", MFD_CLOEXEC);
+    EXPECT_EQ(::ftruncate(channel, kQueues * kBufferBytes), 0);
+    for (int& w : wake) w = ::eventfd(0, EFD_CLOEXEC);
+  }
+  ~FakeKernel() {
+    ::close(channel);
+    for (const int w : wake) ::close(w);
+  }
+
+  void kick(int q) {
+    const std::uint64_t one = 1;
+    EXPECT_EQ(::write(wake[q], &one, sizeof one), 8);
+  }
+  void submit(int q, dblock_request r) {
+    std::lock_guard lock(mu);
+    pending[q].push_back(r);
+    kick(q);
+  }
+  void destroy() {
+    std::lock_guard lock(mu);
+    gone = true;
+    for (int q = 0; q < kQueues; ++q) kick(q);
+  }
+  std::byte* buffer(int q, int tag) {
+    return static_cast<std::byte*>(mapping) + q * kBufferBytes + tag * kMaxIo;
+  }
+  bool wait_done(std::size_t n) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (done.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  int serve(dblock_serve* s) {
+    const int q = s->queue;
+    {
+      std::lock_guard lock(mu);
+      const auto* c = reinterpret_cast<const dblock_completion*>(s->completions_ptr);
+      for (std::uint32_t i = 0; i < s->nr_completions; ++i) {
+        if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
+      }
+      if (eintr_after_commit > 0 && s->nr_completions > 0) {
+        --eintr_after_commit;
+        errno = EINTR;
+        return -1;
+      }
+    }
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        s->nr_requests = 0;
+        if (q == fail_queue) {
+          errno = EBUSY;
+          return -1;
+        }
+        if (gone) {
+          s->status = DBLOCK_SERVE_GONE;
+          return 0;
+        }
+        auto* out = reinterpret_cast<dblock_request*>(s->requests_ptr);
+        while (!pending[q].empty() && s->nr_requests < s->max_requests) {
+          out[s->nr_requests++] = pending[q].front();
+          pending[q].pop_front();
+        }
+        if (s->nr_requests > 0 || (s->flags & DBLOCK_SERVE_NOWAIT)) return 0;
+        entered[q] = true;
+      }
+      std::uint64_t v;
+      if (::read(wake[q], &v, sizeof v) < 0) return -1;  // EINTR on a signal
+    }
+  }
+
+  int start() {
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (gone) {
+          errno = ENODEV;
+          return -1;
+        }
+        if (entered[0] && entered[1]) {
+          started = true;
+          info.state = DBLOCK_STATE_LIVE;
+          return 0;
+        }
+      }
+      if (::usleep(1000) < 0) return -1;  // EINTR on a signal
+    }
+  }
+
+  void* mapping = nullptr;
+};
+
+FakeKernel* g_kernel = nullptr;
+
+}  // namespace
+}  // namespace dblock
+
+extern "C" int __wrap_open64(const char* path, int flags, ...) {
+  if (dblock::g_kernel && std::string_view(path) == "/dev/dblock/5") {
+    return ::fcntl(dblock::g_kernel->channel, F_DUPFD_CLOEXEC, 0);
+  }
+  va_list ap;
+  va_start(ap, flags);
+  const int mode = va_arg(ap, int);
+  va_end(ap);
+  return __real_open64(path, flags, mode);
+}
+
+extern "C" int __wrap_ioctl(int fd, unsigned long request, ...) {
+  va_list ap;
+  va_start(ap, request);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  auto* k = dblock::g_kernel;
+  struct stat a {}, b {};
+  if (k && ::fstat(fd, &a) == 0 && ::fstat(k->channel, &b) == 0 && a.st_ino == b.st_ino) {
+    switch (request) {
+      case DBLOCK_IOC_GET_INFO: {
+        std::lock_guard lock(k->mu);
+        std::memcpy(arg, &k->info, sizeof k->info);
+        return 0;
+      }
+      case DBLOCK_IOC_START: return k->start();
+      case DBLOCK_IOC_SERVE: return k->serve(static_cast<dblock_serve*>(arg));
+    }
+    errno = ENOTTY;
+    return -1;
+  }
+  return __real_ioctl(fd, request, arg);
+}
+
+namespace dblock {
+namespace {
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_kernel = &kernel_;
+    kernel_.mapping = ::mmap(nullptr, kQueues * kBufferBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                             kernel_.channel, 0);
+    ASSERT_NE(kernel_.mapping, MAP_FAILED);
+  }
+  void TearDown() override {
+    ::munmap(kernel_.mapping, kQueues * kBufferBytes);
+    g_kernel = nullptr;
+  }
+
+  FakeKernel kernel_;
+  RamBackend backend_{1 << 20};
+};
+
+TEST_F(ServerTest, ServesUntilGone) {
+  Server server(5, backend_);
+  EXPECT_EQ(server.info().config.name, "fake");
+  int started = 0;
+  std::thread runner([&] {
+    server.run([&](const DeviceInfo& live) {
+      EXPECT_EQ(live.state, DeviceState::kLive);
+      ++started;
+    });
+  });
+  std::memset(kernel_.buffer(1, 3), 0x6b, 4096);
+  kernel_.submit(1, {3, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 65536, 4096, 77});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 65536 + 2048, 2048, 78});
+  kernel_.submit(0, {1, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 79});
+  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 1 << 20, 512, 80});  // past the end
+  ASSERT_TRUE(kernel_.wait_done(4));
+  kernel_.destroy();
+  runner.join();
+
+  EXPECT_EQ(started, 1);
+  EXPECT_EQ(kernel_.duplicates, 0);
+  EXPECT_EQ(kernel_.done.at({3, 77}).result, 0);
+  EXPECT_EQ(kernel_.done.at({0, 78}).result, 0);
+  EXPECT_EQ(kernel_.done.at({1, 79}).result, 0);
+  EXPECT_EQ(kernel_.done.at({2, 80}).result, -EIO);
+  EXPECT_EQ(kernel_.buffer(0, 0)[0], std::byte{0x6b});
+  EXPECT_EQ(kernel_.buffer(0, 0)[2047], std::byte{0x6b});
+}
+
+TEST_F(ServerTest, CompletionsConsumedByAnInterruptedCallAreNotResent) {
+  Server server(5, backend_);
+  {
+    std::lock_guard lock(kernel_.mu);
+    kernel_.eintr_after_commit = 2;
+  }
+  std::thread runner([&] { server.run(); });
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 1});
+  kernel_.submit(0, {1, DBLOCK_OP_READ, 0, 0, 512, 512, 2});
+  kernel_.submit(1, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 3});
+  ASSERT_TRUE(kernel_.wait_done(3));
+  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 0, 512, 4});
+  ASSERT_TRUE(kernel_.wait_done(4));
+  kernel_.destroy();
+  runner.join();
+  EXPECT_EQ(kernel_.eintr_after_commit, 0);  // both interruptions happened
+  EXPECT_EQ(kernel_.duplicates, 0);
+  EXPECT_EQ(kernel_.done.size(), 4u);
+}
+
+TEST_F(ServerTest, AnErrorInOneQueueStopsAllAndIsRethrown) {
+  Server server(5, backend_);
+  {
+    std::lock_guard lock(kernel_.mu);
+    kernel_.fail_queue = 1;
+  }
+  // Queue 0 blocks in the fake kernel, START waits forever: both must be
+  // woken by the server's signal for run() to return.
+  try {
+    server.run();
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code().value(), EBUSY);
+    EXPECT_NE(std::string(e.what()).find("DBLOCK_IOC_SERVE (queue 1) on /dev/dblock/5"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(kernel_.started);
+}
+
+TEST_F(ServerTest, RequestStopAnswersWhatWasFetched) {
+  Server server(5, backend_);
+  std::thread runner([&] { server.run(); });
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 1});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  server.request_stop();
+  runner.join();  // returns although the device still exists
+  EXPECT_FALSE(kernel_.gone);
+  EXPECT_EQ(kernel_.done.size(), 1u);
+}
+
+TEST_F(ServerTest, BackendSmallerThanTheDeviceIsRefused) {
+  RamBackend small(4096);
+  EXPECT_THROW(Server(5, small), std::invalid_argument);
+}
+
+TEST_F(ServerTest, MissingChannelNamesIt) {
+  try {
+    Server server(6, backend_);
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("serve device 6: open /dev/dblock/6"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace dblock

@@ -1,0 +1,82 @@
+// Copyright (c) dblock authors.
+// The UAPI must have one layout for 32- and 64-bit userspace: these are the
+// sizes and offsets of the x86_64 build, which the header promises for all.
+#include <linux/dblock.h>
+
+#include <cstddef>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+static_assert(sizeof(dblock_dev_config) == 96);
+static_assert(offsetof(dblock_dev_config, size_bytes) == 32);
+static_assert(offsetof(dblock_dev_config, logical_block_size) == 40);
+static_assert(offsetof(dblock_dev_config, max_io_bytes) == 44);
+static_assert(offsetof(dblock_dev_config, nr_queues) == 48);
+static_assert(offsetof(dblock_dev_config, queue_depth) == 50);
+static_assert(offsetof(dblock_dev_config, flags) == 56);
+static_assert(offsetof(dblock_dev_config, __reserved) == 64);
+
+static_assert(sizeof(dblock_dev_info) == 152);
+static_assert(offsetof(dblock_dev_info, id) == 96);
+static_assert(offsetof(dblock_dev_info, state) == 100);
+static_assert(offsetof(dblock_dev_info, server_pid) == 104);
+static_assert(offsetof(dblock_dev_info, buffer_bytes) == 108);
+static_assert(offsetof(dblock_dev_info, disk_major) == 112);
+static_assert(offsetof(dblock_dev_info, disk_minor) == 116);
+static_assert(offsetof(dblock_dev_info, __reserved) == 120);
+
+static_assert(sizeof(dblock_ctl_version) == 32);
+static_assert(sizeof(dblock_ctl_create) == 96 + 152);
+static_assert(sizeof(dblock_ctl_target) == 56);
+static_assert(sizeof(dblock_ctl_get_info) == 56 + 152);
+static_assert(sizeof(dblock_ctl_list) == 32);
+
+static_assert(sizeof(dblock_request) == 24);
+static_assert(offsetof(dblock_request, op) == 2);
+static_assert(offsetof(dblock_request, flags) == 4);
+static_assert(offsetof(dblock_request, offset) == 8);
+static_assert(offsetof(dblock_request, length) == 16);
+static_assert(offsetof(dblock_request, seq) == 20);
+
+static_assert(sizeof(dblock_completion) == 16);
+static_assert(offsetof(dblock_completion, result) == 4);
+static_assert(offsetof(dblock_completion, seq) == 8);
+
+static_assert(sizeof(dblock_serve) == 64);
+static_assert(offsetof(dblock_serve, nr_completions) == 16);
+static_assert(offsetof(dblock_serve, max_requests) == 20);
+static_assert(offsetof(dblock_serve, queue) == 24);
+static_assert(offsetof(dblock_serve, flags) == 28);
+static_assert(offsetof(dblock_serve, nr_requests) == 32);
+static_assert(offsetof(dblock_serve, nr_rejected) == 36);
+static_assert(offsetof(dblock_serve, status) == 40);
+static_assert(offsetof(dblock_serve, __reserved) == 48);
+
+// 64-bit fields must sit at 8-byte offsets, or i386 (4-byte aligned u64)
+// would lay the struct out differently; the checks above pin them.
+static_assert(alignof(dblock_serve) == 8);
+
+TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_VERSION), sizeof(dblock_ctl_version));
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_CREATE), 248u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_DESTROY), 56u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_LIST), 32u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_INFO), 208u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_GET_INFO), 152u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_SERVE), 64u);
+  EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SERVE), unsigned{_IOC_READ | _IOC_WRITE});
+  EXPECT_EQ(_IOC_TYPE(DBLOCK_IOC_START), 0xDBu);
+}
+
+TEST(UapiLayout, EveryIoctlNumberIsDistinct) {
+  const unsigned long numbers[] = {DBLOCK_CTL_GET_VERSION, DBLOCK_CTL_CREATE, DBLOCK_CTL_DESTROY,
+                                   DBLOCK_CTL_LIST,        DBLOCK_CTL_GET_INFO, DBLOCK_IOC_GET_INFO,
+                                   DBLOCK_IOC_START,       DBLOCK_IOC_SERVE};
+  for (std::size_t i = 0; i < std::size(numbers); ++i) {
+    for (std::size_t j = i + 1; j < std::size(numbers); ++j) EXPECT_NE(numbers[i], numbers[j]);
+  }
+}
+
+}  // namespace

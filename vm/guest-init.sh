@@ -1,0 +1,64 @@
+#!/bin/sh
+# /init of the guest initramfs (busybox sh). Boots into the host's root (9p, read-only),
+# runs the job that run-guest.sh left in the OUT share, writes its exit code and the
+# guest's dmesg back there, and powers off. Parameters come from the kernel command line:
+#   dblockvm_out=HOSTPATH  dblockvm_moddir=HOSTPATH  (no spaces)
+# A failure here leaves no rc file: run-guest.sh reports it as a guest failure.
+export PATH=/bin
+R=/newroot
+
+fail() { echo "guest-init: $*"; dmesg | tail -n 20; poweroff -f; }
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+# shellcheck disable=SC2013 # the cmdline is one line of words
+for arg in $(cat /proc/cmdline); do
+  case $arg in
+    dblockvm_out=*) OUT=${arg#*=} ;;
+    dblockvm_moddir=*) MODDIR=${arg#*=} ;;
+  esac
+done
+if [ -z "$OUT" ] || [ -z "$MODDIR" ]; then fail "dblockvm_out/dblockvm_moddir missing on cmdline"; fi
+
+while read -r ko; do
+  insmod "/modules/$ko" || fail "insmod $ko failed"
+done < /modules/order
+
+mkdir -p $R
+# msize: 9p's default of 8 KiB makes every read a round trip through TCG.
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose host $R || fail "mount host root"
+mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+mount -t tmpfs -o mode=755 tmpfs $R/run
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm
+# devtmpfs lacks what udev would add; bash's <(...) needs /dev/fd.
+ln -sf /proc/self/fd $R/dev/fd
+ln -sf /proc/self/fd/0 $R/dev/stdin
+ln -sf /proc/self/fd/1 $R/dev/stdout
+ln -sf /proc/self/fd/2 $R/dev/stderr
+mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts
+mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
+mount -t configfs configfs $R/sys/kernel/config 2>/dev/null
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+# The host may have its own /lib/modules; show the guest kernel's tree instead.
+mount --bind "$R${MODDIR%/*}" "$R/usr/lib/modules" || fail "bind modules"
+# OUT may sit under the host's /tmp, which is the fresh tmpfs here.
+mkdir -p "$R$OUT" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out "$R$OUT" || fail "mount out share"
+
+ip link set lo up
+hostname dblock-guest
+
+chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  HOME=/root TERM=dumb LANG=C.UTF-8 DBLOCK_GUEST_KVER="$(uname -r)" DBLOCK_OUT="$OUT" \
+  /bin/bash "$OUT/.guest-job.sh" </dev/null
+echo $? > "$R$OUT/.guest-rc"
+
+dmesg > "$R$OUT/dmesg.txt"
+sync
+umount "$R$OUT"
+poweroff -f

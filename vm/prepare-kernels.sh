@@ -1,0 +1,167 @@
+#!/bin/bash
+# Fetch and unpack the Debian guest kernels (6.1 and 6.12 lines), build their initramfs,
+# and install the matching headers. Versions are resolved from the meta packages at run
+# time. Cached: a second run only re-resolves versions and checks stamps.
+#   usage: vm/prepare-kernels.sh [6.1] [6.12]      (default: both)
+#   env:   DBLOCK_VM_CACHE (default /var/cache/dblock-vm)
+# Writes $DBLOCK_VM_CACHE/<line>.env with KVER, VMLINUZ, INITRD, MODDIR, KDIR.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
+INITRD_MODULES=(virtio_pci 9pnet_virtio 9p)
+export DEBIAN_FRONTEND=noninteractive
+
+die() { echo "prepare-kernels: $*" >&2; exit 1; }
+log() { echo "prepare-kernels: $*" >&2; }
+
+apt_updated=0
+apt_update_once() {
+  ((apt_updated)) && return 0
+  apt-get update -qq
+  apt_updated=1
+}
+
+# "Package Version Depends" lines (candidate versions) for the given packages.
+# apt-cache is ~0.5 s a call, so callers ask for everything at once.
+apt_show() {
+  local out
+  out=$(apt-cache show --no-all-versions "$@" 2>/dev/null || true)
+  if [[ -z $out ]]; then
+    apt_update_once
+    out=$(apt-cache show --no-all-versions "$@" 2>/dev/null || true)
+  fi
+  awk -F': ' '/^Package:/ {p=$2} /^Version:/ {v=$2} /^Depends:/ {d=$2}
+    /^$/ && p {print p, v, d; p=v=d=""} END {if (p) print p, v, d}' <<<"$out"
+}
+
+# The package named PREFIX* that META depends on, from apt_show output on stdin.
+meta_dep() {
+  local meta=$1 prefix=$2 dep
+  dep=$(awk -v m="$meta" '$1 == m' | cut -d' ' -f3- | tr ',|' '\n' |
+    awk '{print $1}' | grep -m1 "^$prefix" || true)
+  [[ -n $dep ]] || die "cannot resolve a $prefix* dependency of $meta (apt lists?)"
+  echo "$dep"
+}
+
+pkg_installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null || true) == ii* ]]
+}
+
+ensure_installed() {
+  local missing=() p
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  log "installing ${missing[*]}"
+  apt_update_once
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Unpack image + modules, and build the initramfs, unless the stamp says it is current.
+prepare_line() {
+  local line=$1 meta_img meta_hdr
+  case $line in
+    6.1) meta_img=linux-image-amd64 meta_hdr=linux-headers-amd64 ;;
+    6.12) meta_img=linux-image-6.12-amd64 meta_hdr=linux-headers-6.12-amd64 ;;
+    *) die "unknown kernel line '$line' (want 6.1 or 6.12)" ;;
+  esac
+
+  local metas img_pkg kver hdr_pkg
+  metas=$(apt_show "$meta_img" "$meta_hdr")
+  img_pkg=$(meta_dep "$meta_img" linux-image- <<<"$metas")
+  kver=${img_pkg#linux-image-}
+  hdr_pkg=$(meta_dep "$meta_hdr" linux-headers- <<<"$metas")
+  [[ $hdr_pkg == "linux-headers-$kver" ]] ||
+    die "$meta_img -> $img_pkg but $meta_hdr -> $hdr_pkg: archive out of sync?"
+
+  # Unsigned and signed images hold the same kernel; unsigned avoids the shim dependency.
+  local shown deb_pkg deb_ver
+  shown=$(apt_show "$img_pkg-unsigned" "$img_pkg")
+  read -r deb_pkg deb_ver _ < <({ grep "^$img_pkg-unsigned " || grep "^$img_pkg "; } <<<"$shown") || true
+  [[ -n ${deb_ver:-} ]] || die "no candidate for $img_pkg(-unsigned)"
+
+  local dir=$CACHE/$kver root=$CACHE/$kver/root
+  local moddir=$root/lib/modules/$kver initrd=$CACHE/$kver/initrd.img
+  if [[ -f $dir/unpacked && $(<"$dir/unpacked") == "$deb_pkg $deb_ver" ]]; then
+    log "$line: $kver cached"
+  else
+    log "$line: fetching $deb_pkg $deb_ver"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$dir" && apt-get download -qq "$deb_pkg=$deb_ver" 2>/dev/null) ||
+      die "apt-get download $deb_pkg=$deb_ver failed"
+    dpkg-deb -x "$dir"/*.deb "$root"
+    rm -f "$dir"/*.deb
+    # Newer packages ship /usr/lib/modules; keep one layout for the guest's bind mount.
+    if [[ ! -d $moddir && -d $root/usr/lib/modules/$kver ]]; then
+      mkdir -p "$root/lib"
+      mv "$root/usr/lib/modules" "$root/lib/modules"
+    fi
+    [[ -d $moddir && -f $root/boot/vmlinuz-$kver ]] || die "unexpected layout in $deb_pkg"
+    depmod -b "$root" "$kver"
+    echo "$deb_pkg $deb_ver" >"$dir/unpacked"
+  fi
+
+  # The initramfs depends on this script and guest-init.sh: rebuild when they change.
+  local initrd_sum
+  initrd_sum=$(cat "$HERE/guest-init.sh" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+  if [[ ! -f $initrd || $(cat "$dir/initrd.sum" 2>/dev/null) != "$initrd_sum" ]]; then
+    log "$line: building initramfs"
+    # Written aside and renamed: a guest booting concurrently keeps a whole file.
+    build_initrd "$root" "$kver" "$initrd.$$"
+    mv "$initrd.$$" "$initrd"
+    echo "$initrd_sum" >"$dir/initrd.sum"
+  fi
+
+  ensure_installed "$hdr_pkg"
+  local kdir=/usr/src/linux-headers-$kver
+  [[ -f $kdir/Makefile ]] || die "$hdr_pkg installed but $kdir/Makefile missing"
+
+  cat >"$CACHE/$line.env" <<ENV
+KVER=$kver
+VMLINUZ=$root/boot/vmlinuz-$kver
+INITRD=$initrd
+MODDIR=$moddir
+KDIR=$kdir
+ENV
+  cat "$CACHE/$line.env"
+}
+
+build_initrd() {
+  local root=$1 kver=$2 out=$3 stage ko
+  stage=$(mktemp -d)
+  mkdir -p "$stage"/{bin,proc,sys,dev,modules,newroot}
+  cp /bin/busybox "$stage/bin/busybox"
+  local applet
+  for applet in sh mount umount insmod mkdir cat dmesg tail poweroff chroot ip hostname sync uname; do
+    ln -s busybox "$stage/bin/$applet"
+  done
+  install -m 755 "$HERE/guest-init.sh" "$stage/init"
+  # The kernel's own module requests (e.g. mount -t ext4 -> fs-ext4) run /sbin/modprobe
+  # in the initramfs, not in the chroot where the tests run: forward them there.
+  mkdir -p "$stage/sbin"
+  printf '#!/bin/sh\nexec /bin/chroot /newroot /sbin/modprobe "$@"\n' >"$stage/sbin/modprobe"
+  chmod 755 "$stage/sbin/modprobe"
+  modprobe -d "$root" -S "$kver" --show-depends -a "${INITRD_MODULES[@]}" |
+    awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
+    local name
+    name=$(basename "$ko")
+    name=${name%.xz}
+    # busybox insmod cannot read compressed modules (6.12 ships .ko.xz).
+    case $ko in
+      *.xz) xz -dc "$ko" >"$stage/modules/$name" ;;
+      *) cp "$ko" "$stage/modules/$name" ;;
+    esac
+    echo "$name" >>"$stage/modules/order"
+  done
+  [[ -s $stage/modules/order ]] || die "no initramfs modules found for $kver"
+  (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
+  rm -rf "$stage"
+}
+
+(($# > 0)) || set -- 6.1 6.12
+((EUID == 0)) || die "run as root (writes $CACHE and installs packages)"
+"$HERE/../scripts/install-deps.sh" >/dev/null
+# The guest bind-mounts the kernel's module tree here, so it must exist on the host.
+mkdir -p "$CACHE" /usr/lib/modules
+for line in "$@"; do prepare_line "$line"; done

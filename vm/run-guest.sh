@@ -1,0 +1,87 @@
+#!/bin/bash
+# Boot a Debian guest kernel under QEMU (TCG) with the host's root as its root
+# (read-only 9p) and run one command in it. Exits with the command's exit code,
+# 124 if the guest timed out, 125 if it died without reporting one (panic, crash).
+#   usage: vm/run-guest.sh --kernel 6.1|6.12 [--mem MB] [--smp N] [--timeout SEC]
+#                          [--out DIR] -- COMMAND [ARGS...]
+# OUT (default: a fresh dir under /var/tmp/dblock-vm-out/) is writable in the guest at
+# the same path; it receives dmesg.txt and console.log. The command runs with
+# DBLOCK_GUEST_KVER and DBLOCK_OUT set, in the caller's directory (if the guest sees
+# it: the host's /tmp is NOT visible; the guest's /tmp is an empty tmpfs).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
+
+die() { echo "run-guest: $*" >&2; exit 2; }
+usage() { sed -n 's/^#   \?//; 5,6p' "$0" >&2; exit 2; }
+
+line="" mem=2048 smp=2 limit=900 out=""
+while (($#)); do
+  case $1 in
+    --kernel) line=${2:?}; shift 2 ;;
+    --mem) mem=${2:?}; shift 2 ;;
+    --smp) smp=${2:?}; shift 2 ;;
+    --timeout) limit=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --) shift; break ;;
+    -h | --help) usage ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+[[ -n $line ]] || die "--kernel 6.1|6.12 is required"
+(($#)) || die "no command given after --"
+
+"$HERE/prepare-kernels.sh" "$line" >/dev/null
+# shellcheck source=/dev/null
+. "$CACHE/$line.env"
+
+if [[ -z $out ]]; then
+  mkdir -p /var/tmp/dblock-vm-out
+  out=$(mktemp -d "/var/tmp/dblock-vm-out/$line-XXXXXX")
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd -P)
+# Both paths travel on the kernel command line, which splits on whitespace.
+[[ $out != *[[:space:]]* && $MODDIR != *[[:space:]]* ]] || die "paths must not contain spaces: $out"
+rm -f "$out/.guest-rc" "$out/dmesg.txt"
+
+cwd=$(pwd -P)
+[[ $cwd == /tmp || $cwd == /tmp/* ]] && cwd=/
+{
+  # configfs is a module in Debian's kernels, so the initramfs cannot mount it.
+  echo "modprobe -q configfs && mount -t configfs configfs /sys/kernel/config"
+  echo "cd $(printf '%q' "$cwd") 2>/dev/null || cd /"
+  printf 'exec'
+  printf ' %q' "$@"
+  echo
+} >"$out/.guest-job.sh"
+
+echo "run-guest: $KVER, ${mem} MB, $smp vCPUs, timeout ${limit}s, out $out" >&2
+start=$SECONDS
+set +e
+# stdin from /dev/null: qemu must not grab (and leave raw) the caller's terminal.
+timeout -k 10 "$limit" qemu-system-x86_64 \
+  -accel tcg -cpu max -m "$mem" -smp "$smp" -nodefaults -no-reboot \
+  -display none -serial stdio -monitor none \
+  -kernel "$VMLINUZ" -initrd "$INITRD" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable dblockvm_out=$out dblockvm_moddir=$MODDIR" \
+  -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+  -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
+  </dev/null 2>&1 | sed -u -e 's/\r$//' -e '/^\[ *[0-9.]*\] reboot: Power down$/d' | tee "$out/console.log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+elapsed=$((SECONDS - start))
+
+if [[ -f $out/.guest-rc ]]; then
+  rc=$(<"$out/.guest-rc")
+  echo "run-guest: command exited $rc after ${elapsed}s (dmesg: $out/dmesg.txt)" >&2
+  exit "$rc"
+elif ((qemu_rc == 124 || qemu_rc == 137)); then
+  echo "run-guest: TIMEOUT: guest still running after ${limit}s, killed (console: $out/console.log)" >&2
+  exit 124
+else
+  echo "run-guest: CRASH: guest ended (qemu exit $qemu_rc) without the command's exit code:" \
+    "kernel panic or boot failure? See $out/console.log" >&2
+  exit 125
+fi
