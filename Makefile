@@ -4,13 +4,14 @@
 #   make userspace     libdblock, dblockctl, dblock_sample_ramdisk, tests
 #   make demo          the main job: a QEMU guest serves and mounts a ramdisk
 #   make check         every test: unit tests, then guest tests on 6.1 and 6.12
+#   make bench         the side-by-side benchmark (not a test)
 # The Kbuild file beside this one is what the kernel's build reads.
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 BUILD_DIR ?= build
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all module userspace probes demo check clean
+.PHONY: all module userspace probes demo check bench clean
 
 all: module userspace
 
@@ -35,6 +36,9 @@ demo:
 
 check:
 	./scripts/test-all.sh
+
+bench:
+	./bench/run-bench.sh
 
 clean:
 	-[ -f "$(KDIR)/Makefile" ] && $(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean

@@ -25,6 +25,14 @@
  * destroyed, DBLOCK_IOC_SERVE returns DBLOCK_SERVE_GONE in .status and no
  * further request will come.
  *
+ * When the server closes the channel (it exits or dies), what happens to the
+ * requests it had taken and to new ones is the device's recovery policy:
+ * DBLOCK_RECOVERY_FAIL fails them at once; DBLOCK_RECOVERY_WAIT holds them
+ * for @grace_ms, and a new server that opens the channel in that time gets
+ * them all again, including those the dead server had taken but not
+ * answered: a backend must accept seeing a write twice.  A request not
+ * answered within @timeout_ms fails with an I/O error.
+ *
  * All structures have fixed-width fields and explicit padding, so 32- and
  * 64-bit userspace share one layout.  Reserved fields and padding must be
  * zero on input and are zero on output; unknown flags are refused (EINVAL).
@@ -41,7 +49,12 @@
 /* Feature bits reported by DBLOCK_CTL_GET_VERSION. */
 #define DBLOCK_FEAT_FLUSH		(1ULL << 0)	/* flush and FUA */
 #define DBLOCK_FEAT_READ_ONLY		(1ULL << 1)
-#define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY)
+#define DBLOCK_FEAT_DISCARD		(1ULL << 2)	/* discard, write zeroes */
+#define DBLOCK_FEAT_RECOVERY		(1ULL << 3)	/* policies, takeover */
+#define DBLOCK_FEAT_SET_PARAMS		(1ULL << 4)	/* incl. online resize */
+#define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY | \
+					 DBLOCK_FEAT_DISCARD | DBLOCK_FEAT_RECOVERY | \
+					 DBLOCK_FEAT_SET_PARAMS)
 
 #define DBLOCK_NAME_MAX			32	/* including the NUL */
 #define DBLOCK_MAX_QUEUES		64
@@ -59,7 +72,22 @@
 #define DBLOCK_DEV_FLUSH		(1ULL << 0)
 /* Writes fail; the disk is marked read-only. */
 #define DBLOCK_DEV_READ_ONLY		(1ULL << 1)
-#define DBLOCK_DEV_FLAGS_ALL		(DBLOCK_DEV_FLUSH | DBLOCK_DEV_READ_ONLY)
+/* The server implements DBLOCK_OP_DISCARD. */
+#define DBLOCK_DEV_DISCARD		(1ULL << 2)
+/* The server implements DBLOCK_OP_WRITE_ZEROES. */
+#define DBLOCK_DEV_WRITE_ZEROES		(1ULL << 3)
+#define DBLOCK_DEV_FLAGS_ALL		(DBLOCK_DEV_FLUSH | DBLOCK_DEV_READ_ONLY | \
+					 DBLOCK_DEV_DISCARD | DBLOCK_DEV_WRITE_ZEROES)
+
+/* dblock_dev_config.timeout_ms */
+#define DBLOCK_TIMEOUT_DEFAULT		0		/* 30 seconds */
+#define DBLOCK_TIMEOUT_NEVER		0xffffffffU
+
+/* dblock_dev_config.recovery: what happens when the server goes away. */
+enum {
+	DBLOCK_RECOVERY_FAIL	= 0,	/* fail its requests and new ones */
+	DBLOCK_RECOVERY_WAIT	= 1,	/* hold them for a new server */
+};
 
 /*
  * A device's shape, set by userspace at creation.
@@ -71,7 +99,21 @@
  * @nr_queues: hardware queues, 1..DBLOCK_MAX_QUEUES.
  * @queue_depth: requests in flight per queue, 1..DBLOCK_MAX_QUEUE_DEPTH,
  *	and @queue_depth * @max_io_bytes <= DBLOCK_MAX_BUFFER_BYTES.
+ * @timeout_ms: a request not answered in this time fails with an I/O error;
+ *	DBLOCK_TIMEOUT_DEFAULT (30 s) or DBLOCK_TIMEOUT_NEVER.
  * @flags: DBLOCK_DEV_*.
+ * @physical_block_size: 0 (same as logical) or a power of two from the
+ *	logical block size to 65536.
+ * @io_opt_bytes: optimal I/O size, 0 (none) or a multiple of the physical
+ *	block size.
+ * @discard_granularity: with DBLOCK_DEV_DISCARD: 0 (the logical block size)
+ *	or a power-of-two multiple of it.
+ * @max_discard_bytes: with DBLOCK_DEV_DISCARD: largest discard; 0 = 1 GiB.
+ * @max_write_zeroes_bytes: with DBLOCK_DEV_WRITE_ZEROES: largest request;
+ *	0 = 1 GiB.  Neither discards nor write-zeroes carry data.
+ * @recovery: DBLOCK_RECOVERY_*.
+ * @grace_ms: with DBLOCK_RECOVERY_WAIT, how long requests are held for a
+ *	new server before they fail; 0 = forever.
  */
 struct dblock_dev_config {
 	char	name[DBLOCK_NAME_MAX];
@@ -80,8 +122,16 @@ struct dblock_dev_config {
 	__u32	max_io_bytes;
 	__u16	nr_queues;
 	__u16	queue_depth;
-	__u32	__pad;
+	__u32	timeout_ms;
 	__u64	flags;
+	__u32	physical_block_size;
+	__u32	io_opt_bytes;
+	__u32	discard_granularity;
+	__u32	max_discard_bytes;
+	__u32	max_write_zeroes_bytes;
+	__u32	grace_ms;
+	__u8	recovery;
+	__u8	__pad[7];
 	__u64	__reserved[4];
 };
 
@@ -93,6 +143,25 @@ enum {
 };
 
 /*
+ * Request counters of a device, since its creation.
+ * @requeued: requests handed again to a new server after the previous one
+ *	went away (DBLOCK_RECOVERY_WAIT).
+ * @rejected: completions refused (see DBLOCK_IOC_SERVE).
+ */
+struct dblock_dev_stats {
+	__u64	reads;
+	__u64	writes;
+	__u64	flushes;
+	__u64	discards;
+	__u64	write_zeroes;
+	__u64	errors;
+	__u64	timeouts;
+	__u64	requeued;
+	__u64	rejected;
+	__u64	__reserved[3];
+};
+
+/*
  * What the kernel tells about a device.
  * @id: the device's number; its channel is /dev/dblock/<id>.
  * @server_pid: pid (in the caller's namespace) of the process holding the
@@ -100,6 +169,7 @@ enum {
  * @buffer_bytes: size of one queue's buffer area and the stride between
  *	queues in the channel's mmap offsets (a multiple of the page size).
  * @disk_major, @disk_minor: the disk's device number (0:0 before START).
+ * @config: as created, with defaults filled in and later changes applied.
  */
 struct dblock_dev_info {
 	struct dblock_dev_config config;
@@ -109,6 +179,7 @@ struct dblock_dev_info {
 	__u32	buffer_bytes;
 	__u32	disk_major;
 	__u32	disk_minor;
+	struct dblock_dev_stats stats;
 	__u64	__reserved[4];
 };
 
@@ -126,15 +197,42 @@ struct dblock_ctl_create {
 	struct dblock_dev_info info;
 };
 
+/* dblock_ctl_target.flags, for DBLOCK_CTL_DESTROY only */
+/* Destroy even while the disk is open: fail its I/O, remove it. */
+#define DBLOCK_DESTROY_FORCE		(1U << 0)
+
 /*
- * Selects one device for DBLOCK_CTL_DESTROY and DBLOCK_CTL_GET_INFO: by
- * @name when name[0] is not NUL, else by @id.
+ * Selects one device: by @name when name[0] is not NUL, else by @id (ids
+ * start at 0).
  */
 struct dblock_ctl_target {
 	char	name[DBLOCK_NAME_MAX];
 	__u32	id;
-	__u32	flags;		/* none defined yet: must be 0 */
+	__u32	flags;
 	__u64	__reserved[2];
+};
+
+/* dblock_ctl_set_params.mask: which fields to apply */
+#define DBLOCK_SET_SIZE			(1U << 0)
+#define DBLOCK_SET_TIMEOUT		(1U << 1)
+#define DBLOCK_SET_RECOVERY		(1U << 2)	/* @recovery and @grace_ms */
+#define DBLOCK_SET_ALL			(DBLOCK_SET_SIZE | DBLOCK_SET_TIMEOUT | \
+					 DBLOCK_SET_RECOVERY)
+
+/*
+ * DBLOCK_CTL_SET_PARAMS: changes a live device.  @size_bytes resizes it
+ * (grow or shrink; the disk's users see the new size at once).  The other
+ * fields mean what they mean in struct dblock_dev_config.
+ */
+struct dblock_ctl_set_params {
+	struct dblock_ctl_target target;
+	__u32	mask;
+	__u32	timeout_ms;
+	__u64	size_bytes;
+	__u32	grace_ms;
+	__u8	recovery;
+	__u8	__pad[3];
+	__u64	__reserved[4];
 };
 
 /* DBLOCK_CTL_GET_INFO: @target in, @info out. */
@@ -160,10 +258,13 @@ enum {
 	DBLOCK_OP_READ		= 0,
 	DBLOCK_OP_WRITE		= 1,
 	DBLOCK_OP_FLUSH		= 2,	/* make every completed write durable */
+	DBLOCK_OP_DISCARD	= 3,	/* the range's data is no longer needed */
+	DBLOCK_OP_WRITE_ZEROES	= 4,	/* the range must read back as zeroes */
 };
 
 /* dblock_request.flags */
 #define DBLOCK_REQ_FUA		(1U << 0)	/* write: durable before completing */
+#define DBLOCK_REQ_NOUNMAP	(1U << 1)	/* write zeroes: keep it allocated */
 
 /*
  * One request handed to the server.  Offsets and lengths are in bytes and
@@ -200,6 +301,7 @@ struct dblock_completion {
  * DBLOCK_IOC_SERVE: commit and fetch, one queue at a time per thread.
  * In:  @queue, @flags, @completions_ptr/@nr_completions (answers to requests
  *      this queue fetched), @requests_ptr/@max_requests (room for new ones).
+ * @max_requests may be 0: the call then only hands back completions.
  * Out: @nr_requests fetched, @nr_rejected completions refused (unknown tag,
  *      stale seq, answered twice, timed out), @status.  Their values on
  *      input are ignored, so one struct can be reused from call to call.
@@ -226,13 +328,22 @@ struct dblock_serve {
 /* On /dev/dblockctl */
 #define DBLOCK_CTL_GET_VERSION	_IOR(DBLOCK_IOCTL_TYPE, 0x00, struct dblock_ctl_version)
 #define DBLOCK_CTL_CREATE	_IOWR(DBLOCK_IOCTL_TYPE, 0x01, struct dblock_ctl_create)
-/* EBUSY while the disk is open (mounted, or held by any process). */
+/*
+ * DBLOCK_CTL_DESTROY: EBUSY while the disk is open (mounted, or held by any
+ * process), unless DBLOCK_DESTROY_FORCE.
+ */
 #define DBLOCK_CTL_DESTROY	_IOW(DBLOCK_IOCTL_TYPE, 0x02, struct dblock_ctl_target)
 #define DBLOCK_CTL_LIST		_IOWR(DBLOCK_IOCTL_TYPE, 0x03, struct dblock_ctl_list)
 #define DBLOCK_CTL_GET_INFO	_IOWR(DBLOCK_IOCTL_TYPE, 0x04, struct dblock_ctl_get_info)
+#define DBLOCK_CTL_SET_PARAMS	_IOW(DBLOCK_IOCTL_TYPE, 0x05, struct dblock_ctl_set_params)
 
 /* On a device's channel /dev/dblock/<id> */
 #define DBLOCK_IOC_GET_INFO	_IOR(DBLOCK_IOCTL_TYPE, 0x40, struct dblock_dev_info)
+/*
+ * DBLOCK_IOC_START: interruptible (EINTR); EALREADY once the disk exists
+ * (a server taking over a live device does not call it), ENODEV after
+ * destroy.
+ */
 #define DBLOCK_IOC_START	_IO(DBLOCK_IOCTL_TYPE, 0x41)
 #define DBLOCK_IOC_SERVE	_IOWR(DBLOCK_IOCTL_TYPE, 0x42, struct dblock_serve)
 
