@@ -10,8 +10,11 @@
 #include <linux/device.h>
 #include <linux/mutex.h>
 #include <linux/pid.h>
+#include <linux/sizes.h>
 #include <linux/spinlock.h>
+#include <linux/u64_stats_sync.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include <linux/dblock.h>
 
@@ -19,7 +22,20 @@
 
 #define DBLOCK_PART_MINORS	16	/* the disk and 15 partitions */
 #define DBLOCK_MAX_DEVICES	1024
-#define DBLOCK_TIMEOUT		(30 * HZ)
+#define DBLOCK_TIMEOUT_MS	30000
+#define DBLOCK_MAX_SPECIAL_BYTES	SZ_1G	/* discard, write zeroes */
+
+/* Counters one queue's serving thread updates; see struct dblock_dev_stats. */
+struct dblock_queue_stats {
+	struct u64_stats_sync	sync;
+	u64_stats_t		reads;
+	u64_stats_t		writes;
+	u64_stats_t		flushes;
+	u64_stats_t		discards;
+	u64_stats_t		write_zeroes;
+	u64_stats_t		errors;
+	u64_stats_t		rejected;
+};
 
 /*
  * One hardware queue.  Requests go from ->queue_rq onto @pending, a server
@@ -27,10 +43,11 @@
  * at a time (@serving), so the scratch arrays need no lock.
  */
 struct dblock_queue {
-	spinlock_t		lock;		/* @pending, @no_server, @gone */
+	spinlock_t		lock;		/* @pending, @no_server, @gone, @resized */
 	struct list_head	pending;
 	bool			no_server;	/* fail new requests at once */
 	bool			gone;		/* destroyed: answer GONE */
+	bool			resized;	/* tell the server once */
 	wait_queue_head_t	wait;
 
 	unsigned long		serving;	/* bit 0: a thread is in SERVE */
@@ -40,6 +57,13 @@ struct dblock_queue {
 	void			*buf;		/* mmapped by the server */
 	struct dblock_request	*req_scratch;
 	struct dblock_completion *cpl_scratch;
+	/*
+	 * By tag, the requests the server holds.  Set when fetched, cleared
+	 * before the request completes: a completion only ever looks here, so
+	 * a bad tag from the server never reaches the block layer's tables.
+	 */
+	struct request		**inflight;
+	struct dblock_queue_stats stats;
 } ____cacheline_aligned_in_smp;
 
 /*
@@ -65,18 +89,29 @@ struct dblock_cmd {
 };
 
 struct dblock_dev {
+	/*
+	 * Fixed at creation but for size_bytes, timeout_ms, recovery and
+	 * grace_ms, which DBLOCK_CTL_SET_PARAMS changes under @lock and the
+	 * I/O path reads with READ_ONCE().
+	 */
 	struct dblock_dev_config config;
 	u32			id;
 	unsigned int		buffer_bytes;
 
-	struct mutex		lock;		/* @state, adding the disk */
+	struct mutex		lock;		/* @state, adding the disk, params */
 	unsigned int		state;		/* DBLOCK_STATE_* */
 	bool			add_failed;
 	wait_queue_head_t	start_wait;
 	atomic_t		nr_ready;
 
-	struct mutex		server_lock;	/* @server */
+	struct mutex		server_lock;	/* @server, @holding */
 	struct pid		*server;
+	/* No server, DBLOCK_RECOVERY_WAIT: requests wait for the next one. */
+	bool			holding;
+	struct delayed_work	grace_work;
+
+	atomic64_t		timeouts;
+	atomic64_t		requeued;
 
 	struct blk_mq_tag_set	tag_set;
 	struct gendisk		*disk;
@@ -91,17 +126,35 @@ extern struct class dblock_chan_class;
 extern dev_t dblock_chan_devt;
 extern int dblock_major;
 
-int dblock_config_validate(const struct dblock_dev_config *cfg);
+/* dblock_dev.c: lifecycle and parameters */
+int dblock_config_validate(struct dblock_dev_config *cfg);
 struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 				     u32 id);
-void dblock_dev_remove(struct dblock_dev *dev);
+void dblock_dev_remove(struct dblock_dev *dev, bool force);
 void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info);
 bool dblock_dev_is_open(struct dblock_dev *dev);
-void dblock_dev_fail_all(struct dblock_dev *dev);
 int dblock_dev_start(struct dblock_dev *dev);
+int dblock_dev_set_params(struct dblock_dev *dev,
+			  const struct dblock_ctl_set_params *p);
+void dblock_dev_server_attach(struct dblock_dev *dev);
+void dblock_dev_server_detach(struct dblock_dev *dev);
 
-long dblock_chan_serve(struct dblock_dev *dev,
-		       struct dblock_serve __user *uarg);
+/* dblock_io.c: the blk-mq side */
+extern const struct blk_mq_ops dblock_mq_ops;
+void dblock_io_fail_all(struct dblock_dev *dev);
+void dblock_io_requeue_fetched(struct dblock_dev *dev);
+unsigned int dblock_timeout_jiffies(u32 timeout_ms);
+
+static inline void dblock_cmd_set_state(struct dblock_cmd *cmd,
+					unsigned int seq, unsigned int state)
+{
+	atomic_set(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) | state);
+}
+
+/* dblock_chan.c: the server's channel */
 extern const struct file_operations dblock_chan_fops;
+
+/* dblock_sysfs.c: /sys/block/<name>/dblock/ */
+extern const struct attribute_group *dblock_disk_groups[];
 
 #endif /* DBLOCK_H */

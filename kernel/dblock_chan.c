@@ -18,7 +18,6 @@ static int dblock_chan_open(struct inode *inode, struct file *file)
 {
 	struct dblock_dev *dev = container_of(inode->i_cdev, struct dblock_dev,
 					      cdev);
-	unsigned int i;
 	int ret = 0;
 
 	if (!capable(CAP_SYS_ADMIN))
@@ -31,11 +30,7 @@ static int dblock_chan_open(struct inode *inode, struct file *file)
 		ret = -EBUSY;
 	} else {
 		dev->server = get_pid(task_tgid(current));
-		for (i = 0; i < dev->config.nr_queues; i++) {
-			spin_lock(&dev->queues[i].lock);
-			dev->queues[i].no_server = false;
-			spin_unlock(&dev->queues[i].lock);
-		}
+		dblock_dev_server_attach(dev);
 	}
 	mutex_unlock(&dev->server_lock);
 	if (ret)
@@ -48,16 +43,9 @@ static int dblock_chan_open(struct inode *inode, struct file *file)
 static int dblock_chan_release(struct inode *inode, struct file *file)
 {
 	struct dblock_dev *dev = file->private_data;
-	unsigned int i;
 
 	mutex_lock(&dev->server_lock);
-	dblock_dev_fail_all(dev);
-	if (READ_ONCE(dev->state) == DBLOCK_STATE_CREATED) {
-		/* START must wait for the next server's threads. */
-		for (i = 0; i < dev->config.nr_queues; i++)
-			dev->queues[i].ready = false;
-		atomic_set(&dev->nr_ready, 0);
-	}
+	dblock_dev_server_detach(dev);
 	put_pid(dev->server);
 	dev->server = NULL;
 	mutex_unlock(&dev->server_lock);
@@ -107,7 +95,7 @@ static struct request *dblock_claim(struct dblock_queue *dq,
 	if (c->tag >= dq->dev->config.queue_depth || c->seq > DBLOCK_CMD_SEQ_MASK ||
 	    c->__pad || c->__reserved || c->result > 0 || c->result < -MAX_ERRNO)
 		return NULL;
-	rq = blk_mq_tag_to_rq(dq->dev->tag_set.tags[dq->index], c->tag);
+	rq = READ_ONCE(dq->inflight[c->tag]);
 	if (!rq)
 		return NULL;
 	cmd = blk_mq_rq_to_pdu(rq);
@@ -115,6 +103,7 @@ static struct request *dblock_claim(struct dblock_queue *dq,
 	done = (c->seq << DBLOCK_CMD_STATE_BITS) | DBLOCK_CMD_DONE;
 	if (atomic_cmpxchg(&cmd->state, fetched, done) != fetched)
 		return NULL;
+	WRITE_ONCE(dq->inflight[c->tag], NULL);
 	return rq;
 }
 
@@ -123,7 +112,7 @@ static int dblock_commit(struct dblock_queue *dq,
 			 unsigned int nr, unsigned int *rejected)
 {
 	struct dblock_completion *cpl = dq->cpl_scratch;
-	unsigned int i;
+	unsigned int i, errors = 0;
 
 	if (!nr)
 		return 0;
@@ -139,10 +128,16 @@ static int dblock_commit(struct dblock_queue *dq,
 			(*rejected)++;
 			continue;
 		}
-		if (!cpl[i].result && req_op(rq) == REQ_OP_READ)
+		if (cpl[i].result)
+			errors++;
+		else if (req_op(rq) == REQ_OP_READ)
 			dblock_copy_rq(rq, dblock_slot(dq, cpl[i].tag), false);
 		blk_mq_end_request(rq, errno_to_blk_status(cpl[i].result));
 	}
+	u64_stats_update_begin(&dq->stats.sync);
+	u64_stats_add(&dq->stats.errors, errors);
+	u64_stats_add(&dq->stats.rejected, *rejected);
+	u64_stats_update_end(&dq->stats.sync);
 	if (*rejected)
 		pr_warn_ratelimited("%s: queue %u: %u completions refused (unknown tag, stale seq or already answered)\n",
 				    dq->dev->config.name, dq->index, *rejected);
@@ -152,6 +147,8 @@ static int dblock_commit(struct dblock_queue *dq,
 static void dblock_describe(struct dblock_queue *dq, struct request *rq,
 			    struct dblock_request *req, unsigned int seq)
 {
+	struct dblock_queue_stats *st = &dq->stats;
+
 	memset(req, 0, sizeof(*req));
 	req->tag = rq->tag;
 	req->seq = seq;
@@ -162,27 +159,41 @@ static void dblock_describe(struct dblock_queue *dq, struct request *rq,
 		req->op = DBLOCK_OP_WRITE;
 		if (rq->cmd_flags & REQ_FUA)
 			req->flags |= DBLOCK_REQ_FUA;
+		u64_stats_inc(&st->writes);
 		break;
 	case REQ_OP_FLUSH:
 		/* A flush has no position: its sector is -1. */
 		req->op = DBLOCK_OP_FLUSH;
 		req->offset = 0;
 		req->length = 0;
+		u64_stats_inc(&st->flushes);
+		break;
+	case REQ_OP_DISCARD:
+		req->op = DBLOCK_OP_DISCARD;
+		u64_stats_inc(&st->discards);
+		break;
+	case REQ_OP_WRITE_ZEROES:
+		req->op = DBLOCK_OP_WRITE_ZEROES;
+		if (rq->cmd_flags & REQ_NOUNMAP)
+			req->flags |= DBLOCK_REQ_NOUNMAP;
+		u64_stats_inc(&st->write_zeroes);
 		break;
 	default:
 		req->op = DBLOCK_OP_READ;
+		u64_stats_inc(&st->reads);
 		break;
 	}
 }
 
 static bool dblock_has_work(struct dblock_queue *dq)
 {
-	return !list_empty(&dq->pending) || READ_ONCE(dq->gone);
+	return !list_empty(&dq->pending) || READ_ONCE(dq->gone) ||
+	       READ_ONCE(dq->resized);
 }
 
 /* Hands up to @max queued requests to the server; returns how many. */
 static unsigned int dblock_fetch(struct dblock_queue *dq, unsigned int max,
-				 bool *gone)
+				 u32 *status)
 {
 	struct dblock_request *req = dq->req_scratch;
 	struct dblock_cmd *cmd, *next;
@@ -202,16 +213,23 @@ static unsigned int dblock_fetch(struct dblock_queue *dq, unsigned int max,
 		list_move_tail(&cmd->node, &batch);
 		n++;
 	}
-	*gone = dq->gone && list_empty(&dq->pending);
+	if (dq->gone && list_empty(&dq->pending))
+		*status |= DBLOCK_SERVE_GONE;
+	/* Read after taking the batch: a request past the old end is in it. */
+	if (dq->resized)
+		*status |= DBLOCK_SERVE_RESIZED;
+	dq->resized = false;
 	spin_unlock(&dq->lock);
 
 	n = 0;
+	u64_stats_update_begin(&dq->stats.sync);
 	list_for_each_entry_safe(cmd, next, &batch, node) {
 		struct request *rq = blk_mq_rq_from_pdu(cmd);
 		unsigned int seq = atomic_read(&cmd->state) >>
 				   DBLOCK_CMD_STATE_BITS;
 
 		list_del_init(&cmd->node);
+		WRITE_ONCE(dq->inflight[rq->tag], rq);
 		dblock_describe(dq, rq, &req[n++], seq);
 		if (req_op(rq) == REQ_OP_WRITE)
 			dblock_copy_rq(rq, dblock_slot(dq, rq->tag), true);
@@ -219,6 +237,7 @@ static unsigned int dblock_fetch(struct dblock_queue *dq, unsigned int max,
 		atomic_set_release(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) |
 				   DBLOCK_CMD_FETCHED);
 	}
+	u64_stats_update_end(&dq->stats.sync);
 	return n;
 }
 
@@ -233,12 +252,12 @@ static void dblock_mark_ready(struct dblock_queue *dq)
 		wake_up_all(&dev->start_wait);
 }
 
-long dblock_chan_serve(struct dblock_dev *dev, struct dblock_serve __user *uarg)
+static long dblock_chan_serve(struct dblock_dev *dev,
+			      struct dblock_serve __user *uarg)
 {
 	struct dblock_serve s;
 	struct dblock_queue *dq;
 	unsigned int max;
-	bool gone = false;
 	int ret;
 
 	if (copy_from_user(&s, uarg, sizeof(s)))
@@ -268,17 +287,16 @@ long dblock_chan_serve(struct dblock_dev *dev, struct dblock_serve __user *uarg)
 		ret = -EINTR;
 		goto out_unlock;
 	}
-	s.nr_requests = max ? dblock_fetch(dq, max, &gone) : 0;
-	if (!max)
-		gone = READ_ONCE(dq->gone);
+	if (max)
+		s.nr_requests = dblock_fetch(dq, max, &s.status);
+	else if (READ_ONCE(dq->gone))
+		s.status |= DBLOCK_SERVE_GONE;
 	if (s.nr_requests &&
 	    copy_to_user(u64_to_user_ptr(s.requests_ptr), dq->req_scratch,
 			 s.nr_requests * sizeof(struct dblock_request))) {
 		ret = -EFAULT;
 		goto out_unlock;
 	}
-	if (gone)
-		s.status |= DBLOCK_SERVE_GONE;
 	if (copy_to_user(uarg, &s, sizeof(s)))
 		ret = -EFAULT;
 

@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * dblock: device lifecycle and the blk-mq side of the I/O path.
+ * dblock: device lifecycle, limits and parameters, the server coming and
+ * going.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/blkdev.h>
 #include <linux/ctype.h>
 #include <linux/fs.h>
+#include <linux/log2.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
 #include "dblock.h"
+
+static void dblock_grace_expired(struct work_struct *work);
 
 static const struct block_device_operations dblock_bdev_fops = {
 	.owner = THIS_MODULE,
@@ -30,25 +35,36 @@ static bool dblock_name_valid(const char *name)
 	return strcmp(name, "dblock") && strcmp(name, "dblockctl");
 }
 
-static bool dblock_zeroed(const void *p, size_t len)
+static bool dblock_size_valid(u64 size, u32 lbs)
 {
-	return !memchr_inv(p, 0, len);
+	return size && !(size % lbs) && size <= MAX_LFS_FILESIZE;
 }
 
-int dblock_config_validate(const struct dblock_dev_config *cfg)
+/* 0 picks @dflt; otherwise a multiple of @unit no larger than @max. */
+static int dblock_bytes_or_default(u32 *val, u32 dflt, u32 unit, u32 max)
 {
+	if (!*val)
+		*val = dflt;
+	return *val % unit || *val > max ? -EINVAL : 0;
+}
+
+/* Checks a configuration and fills in the defaults its zeroes stand for. */
+int dblock_config_validate(struct dblock_dev_config *cfg)
+{
+	bool discard = cfg->flags & DBLOCK_DEV_DISCARD;
+	bool zeroes = cfg->flags & DBLOCK_DEV_WRITE_ZEROES;
 	u32 lbs = cfg->logical_block_size;
 
 	if (!dblock_name_valid(cfg->name))
 		return -EINVAL;
-	if (cfg->__pad || !dblock_zeroed(cfg->__reserved, sizeof(cfg->__reserved)))
+	if (memchr_inv(cfg->__pad, 0, sizeof(cfg->__pad)) ||
+	    memchr_inv(cfg->__reserved, 0, sizeof(cfg->__reserved)))
 		return -EINVAL;
 	if (cfg->flags & ~DBLOCK_DEV_FLAGS_ALL)
 		return -EINVAL;
 	if (lbs != 512 && lbs != 1024 && lbs != 2048 && lbs != 4096)
 		return -EINVAL;
-	if (!cfg->size_bytes || cfg->size_bytes % lbs ||
-	    cfg->size_bytes > MAX_LFS_FILESIZE)
+	if (!dblock_size_valid(cfg->size_bytes, lbs))
 		return -EINVAL;
 	if (cfg->max_io_bytes < DBLOCK_MIN_IO_BYTES ||
 	    cfg->max_io_bytes > DBLOCK_MAX_IO_BYTES ||
@@ -61,186 +77,39 @@ int dblock_config_validate(const struct dblock_dev_config *cfg)
 		return -EINVAL;
 	if ((u64)cfg->queue_depth * cfg->max_io_bytes > DBLOCK_MAX_BUFFER_BYTES)
 		return -EINVAL;
+	if (cfg->recovery > DBLOCK_RECOVERY_WAIT)
+		return -EINVAL;
+	if (cfg->timeout_ms == DBLOCK_TIMEOUT_DEFAULT)
+		cfg->timeout_ms = DBLOCK_TIMEOUT_MS;
+
+	if (!cfg->physical_block_size)
+		cfg->physical_block_size = lbs;
+	if (!is_power_of_2(cfg->physical_block_size) ||
+	    cfg->physical_block_size < lbs || cfg->physical_block_size > SZ_64K)
+		return -EINVAL;
+	if (cfg->io_opt_bytes % cfg->physical_block_size)
+		return -EINVAL;
+
+	if (!discard && (cfg->discard_granularity || cfg->max_discard_bytes))
+		return -EINVAL;
+	if (!zeroes && cfg->max_write_zeroes_bytes)
+		return -EINVAL;
+	if (discard) {
+		if (dblock_bytes_or_default(&cfg->discard_granularity, lbs, lbs,
+					    DBLOCK_MAX_SPECIAL_BYTES) ||
+		    !is_power_of_2(cfg->discard_granularity))
+			return -EINVAL;
+		if (dblock_bytes_or_default(&cfg->max_discard_bytes,
+					    DBLOCK_MAX_SPECIAL_BYTES,
+					    cfg->discard_granularity,
+					    DBLOCK_MAX_SPECIAL_BYTES))
+			return -EINVAL;
+	}
+	if (zeroes && dblock_bytes_or_default(&cfg->max_write_zeroes_bytes,
+					      DBLOCK_MAX_SPECIAL_BYTES, lbs,
+					      DBLOCK_MAX_SPECIAL_BYTES))
+		return -EINVAL;
 	return 0;
-}
-
-static void dblock_cmd_set_state(struct dblock_cmd *cmd, unsigned int seq,
-				 unsigned int state)
-{
-	atomic_set(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) | state);
-}
-
-static blk_status_t dblock_queue_rq(struct blk_mq_hw_ctx *hctx,
-				    const struct blk_mq_queue_data *bd)
-{
-	struct dblock_queue *dq = hctx->driver_data;
-	struct request *rq = bd->rq;
-	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
-	unsigned int seq;
-
-	switch (req_op(rq)) {
-	case REQ_OP_READ:
-	case REQ_OP_FLUSH:
-		break;
-	case REQ_OP_WRITE:
-		if (dq->dev->config.flags & DBLOCK_DEV_READ_ONLY)
-			return BLK_STS_IOERR;
-		break;
-	default:
-		return BLK_STS_NOTSUPP;
-	}
-	if (unlikely(blk_rq_bytes(rq) > dq->dev->config.max_io_bytes))
-		return BLK_STS_IOERR;
-
-	blk_mq_start_request(rq);
-
-	spin_lock(&dq->lock);
-	if (unlikely(dq->no_server || dq->gone)) {
-		spin_unlock(&dq->lock);
-		return BLK_STS_IOERR;
-	}
-	seq = atomic_read(&cmd->state) >> DBLOCK_CMD_STATE_BITS;
-	dblock_cmd_set_state(cmd, seq, DBLOCK_CMD_QUEUED);
-	list_add_tail(&cmd->node, &dq->pending);
-	spin_unlock(&dq->lock);
-
-	/* With more requests to come, ->commit_rqs wakes the server once. */
-	if (bd->last && wq_has_sleeper(&dq->wait))
-		wake_up(&dq->wait);
-	return BLK_STS_OK;
-}
-
-static void dblock_commit_rqs(struct blk_mq_hw_ctx *hctx)
-{
-	struct dblock_queue *dq = hctx->driver_data;
-
-	if (wq_has_sleeper(&dq->wait))
-		wake_up(&dq->wait);
-}
-
-static void dblock_complete_rq(struct request *rq)
-{
-	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
-
-	blk_mq_end_request(rq, cmd->status);
-}
-
-static void dblock_cmd_abort(struct request *rq, blk_status_t status)
-{
-	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
-
-	cmd->status = status;
-	blk_mq_complete_request(rq);
-}
-
-static enum blk_eh_timer_return dblock_timeout(struct request *rq)
-{
-	struct dblock_queue *dq = rq->mq_hctx->driver_data;
-	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
-	unsigned int old, seq;
-
-	spin_lock(&dq->lock);
-	old = atomic_read(&cmd->state);
-	seq = old >> DBLOCK_CMD_STATE_BITS;
-	switch (old & DBLOCK_CMD_STATE_MASK) {
-	case DBLOCK_CMD_QUEUED:
-		list_del_init(&cmd->node);
-		dblock_cmd_set_state(cmd, seq, DBLOCK_CMD_DONE);
-		break;
-	case DBLOCK_CMD_FETCHED:
-		if (atomic_cmpxchg(&cmd->state, old,
-				   (seq << DBLOCK_CMD_STATE_BITS) |
-				   DBLOCK_CMD_DONE) == old)
-			break;
-		fallthrough;
-	case DBLOCK_CMD_FETCHING:
-		/* The server is copying it out right now: look again later. */
-		spin_unlock(&dq->lock);
-		return BLK_EH_RESET_TIMER;
-	default:
-		/* Whoever claimed it completes it. */
-		spin_unlock(&dq->lock);
-		return BLK_EH_DONE;
-	}
-	spin_unlock(&dq->lock);
-
-	pr_warn_ratelimited("%s: request at sector %llu timed out on queue %u\n",
-			    dq->dev->config.name, blk_rq_pos(rq), dq->index);
-	dblock_cmd_abort(rq, BLK_STS_IOERR);
-	return BLK_EH_DONE;
-}
-
-static int dblock_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
-			    unsigned int index)
-{
-	struct dblock_dev *dev = data;
-
-	hctx->driver_data = &dev->queues[index];
-	return 0;
-}
-
-static int dblock_init_request(struct blk_mq_tag_set *set, struct request *rq,
-			       unsigned int hctx_idx, unsigned int numa_node)
-{
-	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
-
-	INIT_LIST_HEAD(&cmd->node);
-	atomic_set(&cmd->state, DBLOCK_CMD_IDLE);
-	return 0;
-}
-
-static const struct blk_mq_ops dblock_mq_ops = {
-	.queue_rq	= dblock_queue_rq,
-	.commit_rqs	= dblock_commit_rqs,
-	.complete	= dblock_complete_rq,
-	.timeout	= dblock_timeout,
-	.init_hctx	= dblock_init_hctx,
-	.init_request	= dblock_init_request,
-};
-
-static bool dblock_fail_fetched(struct request *rq, void *data)
-{
-	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
-	unsigned int old = atomic_read(&cmd->state);
-	unsigned int seq = old >> DBLOCK_CMD_STATE_BITS;
-
-	if ((old & DBLOCK_CMD_STATE_MASK) == DBLOCK_CMD_FETCHED &&
-	    atomic_cmpxchg(&cmd->state, old, (seq << DBLOCK_CMD_STATE_BITS) |
-			   DBLOCK_CMD_DONE) == old)
-		dblock_cmd_abort(rq, BLK_STS_IOERR);
-	return true;
-}
-
-/*
- * The server closed its channel (exited or died): nobody will answer what
- * it took or what is queued, so fail all of it now rather than at timeout,
- * and fail new requests until a server opens the channel again.
- */
-void dblock_dev_fail_all(struct dblock_dev *dev)
-{
-	unsigned int i;
-
-	for (i = 0; i < dev->config.nr_queues; i++) {
-		struct dblock_queue *dq = &dev->queues[i];
-		struct dblock_cmd *cmd, *next;
-		LIST_HEAD(failed);
-
-		spin_lock(&dq->lock);
-		dq->no_server = true;
-		list_splice_init(&dq->pending, &failed);
-		list_for_each_entry(cmd, &failed, node)
-			dblock_cmd_set_state(cmd, atomic_read(&cmd->state) >>
-					     DBLOCK_CMD_STATE_BITS,
-					     DBLOCK_CMD_DONE);
-		spin_unlock(&dq->lock);
-
-		list_for_each_entry_safe(cmd, next, &failed, node) {
-			list_del_init(&cmd->node);
-			dblock_cmd_abort(blk_mq_rq_from_pdu(cmd),
-					 BLK_STS_IOERR);
-		}
-	}
-	blk_mq_tagset_busy_iter(&dev->tag_set, dblock_fail_fetched, NULL);
 }
 
 static struct gendisk *dblock_alloc_disk(struct dblock_dev *dev)
@@ -251,10 +120,15 @@ static struct gendisk *dblock_alloc_disk(struct dblock_dev *dev)
 #ifdef DBLOCK_HAVE_BLK_MQ_ALLOC_DISK_LIMITS
 	struct queue_limits lim = {
 		.logical_block_size	= cfg->logical_block_size,
-		.physical_block_size	= cfg->logical_block_size,
+		.physical_block_size	= cfg->physical_block_size,
+		.io_opt			= cfg->io_opt_bytes,
 		.max_hw_sectors		= cfg->max_io_bytes >> SECTOR_SHIFT,
 		/* Data is copied, so any scatter list shape will do. */
 		.max_segments		= USHRT_MAX,
+		.max_hw_discard_sectors	= cfg->max_discard_bytes >> SECTOR_SHIFT,
+		.discard_granularity	= cfg->discard_granularity,
+		.max_write_zeroes_sectors = cfg->max_write_zeroes_bytes >>
+					    SECTOR_SHIFT,
 #ifdef DBLOCK_HAVE_BLK_FEAT_WRITE_CACHE
 		.features		= cache ? BLK_FEAT_WRITE_CACHE |
 						  BLK_FEAT_FUA : 0,
@@ -265,13 +139,21 @@ static struct gendisk *dblock_alloc_disk(struct dblock_dev *dev)
 	if (IS_ERR(disk))
 		return disk;
 #else
+	struct request_queue *q;
+
 	disk = blk_mq_alloc_disk(&dev->tag_set, dev);
 	if (IS_ERR(disk))
 		return disk;
-	blk_queue_logical_block_size(disk->queue, cfg->logical_block_size);
-	blk_queue_physical_block_size(disk->queue, cfg->logical_block_size);
-	blk_queue_max_hw_sectors(disk->queue, cfg->max_io_bytes >> SECTOR_SHIFT);
-	blk_queue_max_segments(disk->queue, USHRT_MAX);
+	q = disk->queue;
+	blk_queue_logical_block_size(q, cfg->logical_block_size);
+	blk_queue_physical_block_size(q, cfg->physical_block_size);
+	blk_queue_io_opt(q, cfg->io_opt_bytes);
+	blk_queue_max_hw_sectors(q, cfg->max_io_bytes >> SECTOR_SHIFT);
+	blk_queue_max_segments(q, USHRT_MAX);
+	blk_queue_max_discard_sectors(q, cfg->max_discard_bytes >> SECTOR_SHIFT);
+	q->limits.discard_granularity = cfg->discard_granularity;
+	blk_queue_max_write_zeroes_sectors(q, cfg->max_write_zeroes_bytes >>
+					   SECTOR_SHIFT);
 #endif
 #ifndef DBLOCK_HAVE_BLK_FEAT_WRITE_CACHE
 	blk_queue_write_cache(disk->queue, cache, cache);
@@ -298,6 +180,7 @@ static void dblock_free_queues(struct dblock_dev *dev)
 		vfree(dev->queues[i].buf);
 		kvfree(dev->queues[i].req_scratch);
 		kvfree(dev->queues[i].cpl_scratch);
+		kvfree(dev->queues[i].inflight);
 	}
 	kfree(dev->queues);
 }
@@ -318,6 +201,7 @@ static int dblock_alloc_queues(struct dblock_dev *dev)
 		INIT_LIST_HEAD(&dq->pending);
 		init_waitqueue_head(&dq->wait);
 		dq->no_server = true;
+		u64_stats_init(&dq->stats.sync);
 		dq->dev = dev;
 		dq->index = i;
 		dq->buf = vmalloc_user(dev->buffer_bytes);
@@ -325,7 +209,9 @@ static int dblock_alloc_queues(struct dblock_dev *dev)
 						 GFP_KERNEL | __GFP_ZERO);
 		dq->cpl_scratch = kvmalloc_array(depth, sizeof(*dq->cpl_scratch),
 						 GFP_KERNEL);
-		if (!dq->buf || !dq->req_scratch || !dq->cpl_scratch)
+		dq->inflight = kvcalloc(depth, sizeof(*dq->inflight), GFP_KERNEL);
+		if (!dq->buf || !dq->req_scratch || !dq->cpl_scratch ||
+		    !dq->inflight)
 			return -ENOMEM;
 	}
 	return 0;
@@ -361,6 +247,9 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 	mutex_init(&dev->server_lock);
 	init_waitqueue_head(&dev->start_wait);
 	atomic_set(&dev->nr_ready, 0);
+	INIT_DELAYED_WORK(&dev->grace_work, dblock_grace_expired);
+	atomic64_set(&dev->timeouts, 0);
+	atomic64_set(&dev->requeued, 0);
 
 	/* From here on dblock_dev_release() undoes whatever was set up. */
 	device_initialize(&dev->cdev_dev);
@@ -380,7 +269,7 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 	dev->tag_set.queue_depth = cfg->queue_depth;
 	dev->tag_set.numa_node = NUMA_NO_NODE;
 	dev->tag_set.cmd_size = sizeof(struct dblock_cmd);
-	dev->tag_set.timeout = DBLOCK_TIMEOUT;
+	dev->tag_set.timeout = dblock_timeout_jiffies(cfg->timeout_ms);
 	dev->tag_set.driver_data = dev;
 #ifdef DBLOCK_HAVE_BLK_MQ_F_SHOULD_MERGE
 	dev->tag_set.flags = BLK_MQ_F_SHOULD_MERGE;
@@ -433,7 +322,7 @@ int dblock_dev_start(struct dblock_dev *dev)
 	else if (dev->add_failed)
 		ret = -EIO;
 	else
-		ret = add_disk(dev->disk);
+		ret = device_add_disk(NULL, dev->disk, dblock_disk_groups);
 
 	if (!ret)
 		WRITE_ONCE(dev->state, DBLOCK_STATE_LIVE);
@@ -449,8 +338,11 @@ bool dblock_dev_is_open(struct dblock_dev *dev)
 	       disk_openers(dev->disk);
 }
 
-/* Called once, after @dev left the device table. */
-void dblock_dev_remove(struct dblock_dev *dev)
+/*
+ * Called once, after @dev left the device table.  Without @force the disk
+ * is closed; with it, its I/O fails and its users see it vanish.
+ */
+void dblock_dev_remove(struct dblock_dev *dev, bool force)
 {
 	unsigned int i;
 	bool live;
@@ -461,7 +353,18 @@ void dblock_dev_remove(struct dblock_dev *dev)
 	mutex_unlock(&dev->lock);
 	wake_up_all(&dev->start_wait);
 
-	/* Writeback and I/O in flight are still served while this runs. */
+	/*
+	 * Writeback and I/O in flight are still served by a live server while
+	 * del_gendisk() runs; without one, nothing held may wait for it.
+	 */
+	mutex_lock(&dev->server_lock);
+	if (force || !dev->server) {
+		dev->holding = false;
+		dblock_io_fail_all(dev);
+	}
+	mutex_unlock(&dev->server_lock);
+	cancel_delayed_work_sync(&dev->grace_work);
+
 	if (live)
 		del_gendisk(dev->disk);
 
@@ -475,6 +378,170 @@ void dblock_dev_remove(struct dblock_dev *dev)
 	}
 	cdev_device_del(&dev->cdev, &dev->cdev_dev);
 	put_device(&dev->cdev_dev);
+}
+
+static void dblock_grace_expired(struct work_struct *work)
+{
+	struct dblock_dev *dev = container_of(to_delayed_work(work),
+					      struct dblock_dev, grace_work);
+
+	mutex_lock(&dev->server_lock);
+	if (dev->holding) {
+		pr_warn("%s: no server came back in %u ms: failing its I/O\n",
+			dev->config.name, READ_ONCE(dev->config.grace_ms));
+		WRITE_ONCE(dev->holding, false);
+		dblock_io_fail_all(dev);
+	}
+	mutex_unlock(&dev->server_lock);
+}
+
+/* A server opened the channel; called with @server_lock held. */
+void dblock_dev_server_attach(struct dblock_dev *dev)
+{
+	unsigned int i;
+
+	lockdep_assert_held(&dev->server_lock);
+	if (dev->holding)
+		pr_info("%s: a new server took over\n", dev->config.name);
+	WRITE_ONCE(dev->holding, false);
+	for (i = 0; i < dev->config.nr_queues; i++) {
+		spin_lock(&dev->queues[i].lock);
+		dev->queues[i].no_server = false;
+		spin_unlock(&dev->queues[i].lock);
+		/* Held requests are waiting for it. */
+		wake_up(&dev->queues[i].wait);
+	}
+}
+
+/*
+ * The server closed the channel: it exited or died, and none of its threads
+ * is in DBLOCK_IOC_SERVE.  Called with @server_lock held.
+ */
+void dblock_dev_server_detach(struct dblock_dev *dev)
+{
+	u32 grace = READ_ONCE(dev->config.grace_ms);
+	unsigned int i;
+
+	lockdep_assert_held(&dev->server_lock);
+	if (READ_ONCE(dev->state) == DBLOCK_STATE_LIVE &&
+	    READ_ONCE(dev->config.recovery) == DBLOCK_RECOVERY_WAIT) {
+		WRITE_ONCE(dev->holding, true);
+		dblock_io_requeue_fetched(dev);
+		pr_info("%s: server gone, holding I/O for %s\n", dev->config.name,
+			grace ? "its grace period" : "a new server");
+		if (grace)
+			mod_delayed_work(system_wq, &dev->grace_work,
+					 msecs_to_jiffies(grace));
+		return;
+	}
+	dblock_io_fail_all(dev);
+	if (READ_ONCE(dev->state) == DBLOCK_STATE_CREATED) {
+		/* START must wait for the next server's threads. */
+		for (i = 0; i < dev->config.nr_queues; i++)
+			dev->queues[i].ready = false;
+		atomic_set(&dev->nr_ready, 0);
+	}
+}
+
+/* Resizes the disk; the servers learn it from DBLOCK_SERVE_RESIZED. */
+static void dblock_dev_resize(struct dblock_dev *dev, u64 size)
+{
+	unsigned int i;
+
+	lockdep_assert_held(&dev->lock);
+	WRITE_ONCE(dev->config.size_bytes, size);
+	/* Before the new size lets requests past the old end. */
+	for (i = 0; i < dev->config.nr_queues; i++) {
+		spin_lock(&dev->queues[i].lock);
+		dev->queues[i].resized = true;
+		spin_unlock(&dev->queues[i].lock);
+		wake_up(&dev->queues[i].wait);
+	}
+	if (dev->state == DBLOCK_STATE_LIVE)
+		set_capacity_and_notify(dev->disk, size >> SECTOR_SHIFT);
+	else
+		set_capacity(dev->disk, size >> SECTOR_SHIFT);
+}
+
+int dblock_dev_set_params(struct dblock_dev *dev,
+			  const struct dblock_ctl_set_params *p)
+{
+	u32 timeout = p->timeout_ms;
+
+	if (p->mask & ~DBLOCK_SET_ALL ||
+	    memchr_inv(p->__pad, 0, sizeof(p->__pad)) ||
+	    memchr_inv(p->__reserved, 0, sizeof(p->__reserved)))
+		return -EINVAL;
+	if (p->mask & DBLOCK_SET_SIZE &&
+	    !dblock_size_valid(p->size_bytes, dev->config.logical_block_size))
+		return -EINVAL;
+	if (p->mask & DBLOCK_SET_RECOVERY && p->recovery > DBLOCK_RECOVERY_WAIT)
+		return -EINVAL;
+	if (timeout == DBLOCK_TIMEOUT_DEFAULT)
+		timeout = DBLOCK_TIMEOUT_MS;
+
+	mutex_lock(&dev->lock);
+	if (dev->state == DBLOCK_STATE_DEAD) {
+		mutex_unlock(&dev->lock);
+		return -ENODEV;
+	}
+	if (p->mask & DBLOCK_SET_SIZE && p->size_bytes != dev->config.size_bytes)
+		dblock_dev_resize(dev, p->size_bytes);
+	if (p->mask & DBLOCK_SET_TIMEOUT) {
+		WRITE_ONCE(dev->config.timeout_ms, timeout);
+		blk_queue_rq_timeout(dev->disk->queue,
+				     dblock_timeout_jiffies(timeout));
+	}
+	mutex_unlock(&dev->lock);
+
+	if (p->mask & DBLOCK_SET_RECOVERY) {
+		mutex_lock(&dev->server_lock);
+		WRITE_ONCE(dev->config.recovery, p->recovery);
+		WRITE_ONCE(dev->config.grace_ms, p->grace_ms);
+		if (dev->holding && p->recovery == DBLOCK_RECOVERY_FAIL) {
+			WRITE_ONCE(dev->holding, false);
+			dblock_io_fail_all(dev);
+		} else if (dev->holding) {
+			if (p->grace_ms)
+				mod_delayed_work(system_wq, &dev->grace_work,
+						 msecs_to_jiffies(p->grace_ms));
+			else
+				cancel_delayed_work(&dev->grace_work);
+		}
+		mutex_unlock(&dev->server_lock);
+	}
+	return 0;
+}
+
+static void dblock_sum_stats(struct dblock_dev *dev, struct dblock_dev_stats *st)
+{
+	unsigned int i;
+
+	for (i = 0; i < dev->config.nr_queues; i++) {
+		struct dblock_queue_stats *qs = &dev->queues[i].stats;
+		unsigned int start;
+		u64 v[7];
+
+		do {
+			start = u64_stats_fetch_begin(&qs->sync);
+			v[0] = u64_stats_read(&qs->reads);
+			v[1] = u64_stats_read(&qs->writes);
+			v[2] = u64_stats_read(&qs->flushes);
+			v[3] = u64_stats_read(&qs->discards);
+			v[4] = u64_stats_read(&qs->write_zeroes);
+			v[5] = u64_stats_read(&qs->errors);
+			v[6] = u64_stats_read(&qs->rejected);
+		} while (u64_stats_fetch_retry(&qs->sync, start));
+		st->reads += v[0];
+		st->writes += v[1];
+		st->flushes += v[2];
+		st->discards += v[3];
+		st->write_zeroes += v[4];
+		st->errors += v[5];
+		st->rejected += v[6];
+	}
+	st->timeouts = atomic64_read(&dev->timeouts);
+	st->requeued = atomic64_read(&dev->requeued);
 }
 
 void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info)
@@ -492,4 +559,5 @@ void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info)
 	if (dev->server)
 		info->server_pid = pid_vnr(dev->server);
 	mutex_unlock(&dev->server_lock);
+	dblock_sum_stats(dev, &info->stats);
 }

@@ -41,9 +41,11 @@ static struct dblock_dev *dblock_find(const struct dblock_ctl_target *t)
 	return NULL;
 }
 
-static int dblock_target_validate(const struct dblock_ctl_target *t)
+static int dblock_target_validate(const struct dblock_ctl_target *t,
+				  u32 flags_allowed)
 {
-	if (t->flags || memchr_inv(t->__reserved, 0, sizeof(t->__reserved)))
+	if (t->flags & ~flags_allowed ||
+	    memchr_inv(t->__reserved, 0, sizeof(t->__reserved)))
 		return -EINVAL;
 	if (strnlen(t->name, DBLOCK_NAME_MAX) == DBLOCK_NAME_MAX)
 		return -EINVAL;
@@ -98,11 +100,12 @@ static long dblock_ctl_destroy(struct dblock_ctl_target __user *uarg)
 {
 	struct dblock_ctl_target t;
 	struct dblock_dev *dev;
+	u32 id;
 	int ret;
 
 	if (copy_from_user(&t, uarg, sizeof(t)))
 		return -EFAULT;
-	ret = dblock_target_validate(&t);
+	ret = dblock_target_validate(&t, DBLOCK_DESTROY_FORCE);
 	if (ret)
 		return ret;
 
@@ -110,17 +113,44 @@ static long dblock_ctl_destroy(struct dblock_ctl_target __user *uarg)
 	dev = dblock_find(&t);
 	if (!dev)
 		ret = -ENODEV;
-	else if (dblock_dev_is_open(dev))
+	else if (!(t.flags & DBLOCK_DESTROY_FORCE) && dblock_dev_is_open(dev))
 		ret = -EBUSY;
 	else
-		idr_remove(&dblock_devices, dev->id);
+		/* Hidden, but the id stays taken until its nodes are gone. */
+		idr_replace(&dblock_devices, NULL, dev->id);
 	mutex_unlock(&dblock_ctl_mutex);
 	if (ret)
 		return ret;
 
-	pr_info("%s: destroying (id %u)\n", dev->config.name, dev->id);
-	dblock_dev_remove(dev);
+	id = dev->id;
+	pr_info("%s: destroying (id %u%s)\n", dev->config.name, id,
+		t.flags & DBLOCK_DESTROY_FORCE ? ", forced" : "");
+	dblock_dev_remove(dev, t.flags & DBLOCK_DESTROY_FORCE);
+
+	mutex_lock(&dblock_ctl_mutex);
+	idr_remove(&dblock_devices, id);
+	mutex_unlock(&dblock_ctl_mutex);
 	return 0;
+}
+
+static long dblock_ctl_set_params(struct dblock_ctl_set_params __user *uarg)
+{
+	struct dblock_ctl_set_params p;
+	struct dblock_dev *dev;
+	int ret;
+
+	if (copy_from_user(&p, uarg, sizeof(p)))
+		return -EFAULT;
+	ret = dblock_target_validate(&p.target, 0);
+	if (ret)
+		return ret;
+
+	/* The table's mutex keeps @dev from being removed meanwhile. */
+	mutex_lock(&dblock_ctl_mutex);
+	dev = dblock_find(&p.target);
+	ret = dev ? dblock_dev_set_params(dev, &p) : -ENODEV;
+	mutex_unlock(&dblock_ctl_mutex);
+	return ret;
 }
 
 static long dblock_ctl_get_info(struct dblock_ctl_get_info __user *uarg)
@@ -132,7 +162,7 @@ static long dblock_ctl_get_info(struct dblock_ctl_get_info __user *uarg)
 
 	if (copy_from_user(&t, &uarg->target, sizeof(t)))
 		return -EFAULT;
-	ret = dblock_target_validate(&t);
+	ret = dblock_target_validate(&t, 0);
 	if (ret)
 		return ret;
 
@@ -202,6 +232,8 @@ static long dblock_ctl_ioctl(struct file *file, unsigned int cmd,
 		return dblock_ctl_list(argp);
 	case DBLOCK_CTL_GET_INFO:
 		return dblock_ctl_get_info(argp);
+	case DBLOCK_CTL_SET_PARAMS:
+		return dblock_ctl_set_params(argp);
 	default:
 		return -ENOTTY;
 	}
@@ -269,7 +301,7 @@ static void __exit dblock_exit(void)
 	mutex_lock(&dblock_ctl_mutex);
 	idr_for_each_entry(&dblock_devices, dev, id) {
 		idr_remove(&dblock_devices, id);
-		dblock_dev_remove(dev);
+		dblock_dev_remove(dev, false);
 	}
 	mutex_unlock(&dblock_ctl_mutex);
 	idr_destroy(&dblock_devices);

@@ -80,12 +80,42 @@ DeviceInfo ControlDevice::create(const DeviceConfig& config) {
   return from_uapi(request.info);
 }
 
-void ControlDevice::destroy(std::string_view name) {
-  destroy_target(target_by_name(name), fmt::format("destroy device '{}'", name));
+void ControlDevice::destroy(std::string_view name, bool force) {
+  dblock_ctl_target target = target_by_name(name);
+  target.flags = force ? DBLOCK_DESTROY_FORCE : 0;
+  destroy_target(target, fmt::format("destroy device '{}'", name));
 }
 
-void ControlDevice::destroy(std::uint32_t id) {
-  destroy_target(target_by_id(id), fmt::format("destroy device {}", id));
+void ControlDevice::change(std::string_view name, const Changes& changes) {
+  dblock_ctl_set_params p{};
+  p.target = target_by_name(name);
+  if (changes.size_bytes) {
+    p.mask |= DBLOCK_SET_SIZE;
+    p.size_bytes = *changes.size_bytes;
+  }
+  if (changes.timeout_ms) {
+    p.mask |= DBLOCK_SET_TIMEOUT;
+    p.timeout_ms = *changes.timeout_ms;
+  }
+  if (changes.recovery) {
+    p.mask |= DBLOCK_SET_RECOVERY;
+    p.recovery = static_cast<std::uint8_t>(*changes.recovery);
+    p.grace_ms = changes.grace_ms;
+  }
+  if (::ioctl(fd_.get(), DBLOCK_CTL_SET_PARAMS, &p) < 0) {
+    const int err = errno;
+    throw Error(err, fmt::format("change device '{}': ioctl DBLOCK_CTL_SET_PARAMS on {}", name,
+                                 path_),
+                err == EINVAL && changes.size_bytes
+                    ? "the size must be a non-zero multiple of the block size"
+                    : "");
+  }
+}
+
+void ControlDevice::destroy(std::uint32_t id, bool force) {
+  dblock_ctl_target target = target_by_id(id);
+  target.flags = force ? DBLOCK_DESTROY_FORCE : 0;
+  destroy_target(target, fmt::format("destroy device {}", id));
 }
 
 void ControlDevice::destroy_target(const dblock_ctl_target& target, const std::string& what) {

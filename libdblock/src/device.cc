@@ -33,6 +33,16 @@ std::string to_string(DeviceState state) {
   return fmt::format("unknown({})", static_cast<std::uint32_t>(state));
 }
 
+std::string to_string(Recovery recovery) {
+  return recovery == Recovery::kWait ? "wait" : "fail";
+}
+
+Recovery parse_recovery(std::string_view text) {
+  if (text == "fail") return Recovery::kFail;
+  if (text == "wait") return Recovery::kWait;
+  throw std::invalid_argument(fmt::format("recovery policy must be 'fail' or 'wait': got '{}'", text));
+}
+
 void validate_name(std::string_view name) {
   if (name.empty()) throw std::invalid_argument("device name must not be empty");
   // The module's own nodes: /dev/dblockctl and the channel directory /dev/dblock.
@@ -85,6 +95,43 @@ void validate(const DeviceConfig& c) {
         "queue depth {} x max I/O size {} is too large: a queue's buffer is at most {} MiB",
         c.queue_depth, c.max_io_bytes, DBLOCK_MAX_BUFFER_BYTES >> 20));
   }
+  const auto power_of_two = [](std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+  const std::uint32_t pbs = c.physical_block_size ? c.physical_block_size : bs;
+  if (!power_of_two(pbs) || pbs < bs || pbs > 65536) {
+    throw std::invalid_argument(fmt::format(
+        "physical block size must be a power of two from the block size ({}) to 65536: got {}", bs,
+        c.physical_block_size));
+  }
+  if (c.io_opt_bytes % pbs != 0) {
+    throw std::invalid_argument(fmt::format(
+        "optimal I/O size must be a multiple of the physical block size ({}): got {}", pbs,
+        c.io_opt_bytes));
+  }
+  constexpr std::uint32_t kMaxSpecial = 1U << 30;
+  if (!c.discard && (c.discard_granularity || c.max_discard_bytes)) {
+    throw std::invalid_argument("discard granularity and size need discard support");
+  }
+  if (!c.write_zeroes && c.max_write_zeroes_bytes) {
+    throw std::invalid_argument("the largest write-zeroes size needs write-zeroes support");
+  }
+  const std::uint32_t gran = c.discard_granularity ? c.discard_granularity : bs;
+  if (c.discard && (!power_of_two(gran) || gran % bs != 0 || gran > kMaxSpecial)) {
+    throw std::invalid_argument(fmt::format(
+        "discard granularity must be a power-of-two multiple of the block size: got {}", gran));
+  }
+  if (c.discard && (c.max_discard_bytes % gran != 0 || c.max_discard_bytes > kMaxSpecial)) {
+    throw std::invalid_argument(fmt::format(
+        "largest discard must be a multiple of the discard granularity ({}) up to 1 GiB: got {}",
+        gran, c.max_discard_bytes));
+  }
+  if (c.write_zeroes && (c.max_write_zeroes_bytes % bs != 0 || c.max_write_zeroes_bytes > kMaxSpecial)) {
+    throw std::invalid_argument(fmt::format(
+        "largest write-zeroes must be a multiple of the block size up to 1 GiB: got {}",
+        c.max_write_zeroes_bytes));
+  }
+  if (c.recovery != Recovery::kFail && c.recovery != Recovery::kWait) {
+    throw std::invalid_argument("recovery policy must be 'fail' or 'wait'");
+  }
 }
 
 dblock_dev_config to_uapi(const DeviceConfig& c) {
@@ -96,7 +143,16 @@ dblock_dev_config to_uapi(const DeviceConfig& c) {
   out.max_io_bytes = c.max_io_bytes;
   out.nr_queues = c.queues;
   out.queue_depth = c.queue_depth;
-  out.flags = (c.flush ? DBLOCK_DEV_FLUSH : 0) | (c.read_only ? DBLOCK_DEV_READ_ONLY : 0);
+  out.flags = (c.flush ? DBLOCK_DEV_FLUSH : 0) | (c.read_only ? DBLOCK_DEV_READ_ONLY : 0) |
+              (c.discard ? DBLOCK_DEV_DISCARD : 0) | (c.write_zeroes ? DBLOCK_DEV_WRITE_ZEROES : 0);
+  out.physical_block_size = c.physical_block_size;
+  out.io_opt_bytes = c.io_opt_bytes;
+  out.discard_granularity = c.discard_granularity;
+  out.max_discard_bytes = c.max_discard_bytes;
+  out.max_write_zeroes_bytes = c.max_write_zeroes_bytes;
+  out.timeout_ms = c.timeout_ms;
+  out.recovery = static_cast<std::uint8_t>(c.recovery);
+  out.grace_ms = c.grace_ms;
   return out;
 }
 
@@ -110,6 +166,16 @@ DeviceConfig from_uapi(const dblock_dev_config& c) {
   out.queue_depth = c.queue_depth;
   out.flush = (c.flags & DBLOCK_DEV_FLUSH) != 0;
   out.read_only = (c.flags & DBLOCK_DEV_READ_ONLY) != 0;
+  out.discard = (c.flags & DBLOCK_DEV_DISCARD) != 0;
+  out.write_zeroes = (c.flags & DBLOCK_DEV_WRITE_ZEROES) != 0;
+  out.physical_block_size = c.physical_block_size;
+  out.io_opt_bytes = c.io_opt_bytes;
+  out.discard_granularity = c.discard_granularity;
+  out.max_discard_bytes = c.max_discard_bytes;
+  out.max_write_zeroes_bytes = c.max_write_zeroes_bytes;
+  out.timeout_ms = c.timeout_ms;
+  out.recovery = static_cast<Recovery>(c.recovery);
+  out.grace_ms = c.grace_ms;
   return out;
 }
 
@@ -122,6 +188,9 @@ DeviceInfo from_uapi(const dblock_dev_info& i) {
   out.buffer_bytes = i.buffer_bytes;
   out.disk_major = i.disk_major;
   out.disk_minor = i.disk_minor;
+  out.stats = DeviceStats{i.stats.reads,    i.stats.writes,       i.stats.flushes,
+                          i.stats.discards, i.stats.write_zeroes, i.stats.errors,
+                          i.stats.timeouts, i.stats.requeued,     i.stats.rejected};
   return out;
 }
 

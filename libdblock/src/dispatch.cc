@@ -9,7 +9,7 @@
 namespace dblock {
 
 Dispatcher::Dispatcher(Backend& backend, const DeviceConfig& config)
-    : backend_(backend), config_(config) {}
+    : backend_(backend), config_(config), size_bytes_(config.size_bytes) {}
 
 dblock_completion Dispatcher::handle(const dblock_request& request,
                                      std::span<std::byte> buffer) const {
@@ -37,16 +37,33 @@ int Dispatcher::execute(const dblock_request& request, std::span<std::byte> buff
     backend_.flush();
     return 0;
   }
-  if (request.op != DBLOCK_OP_READ && request.op != DBLOCK_OP_WRITE) return -EIO;
-
-  // The kernel should never send these; checking keeps a bug there (or a
-  // mismatched module) from making us touch memory out of range.
+  // The kernel should never send what fails these checks; making them keeps
+  // a bug there (or a mismatched module) from making us touch memory out of
+  // range.
   const std::uint64_t offset = request.offset;
   const std::uint64_t length = request.length;
+  const std::uint64_t size = size_bytes_;
+  if (offset % config_.block_size != 0 || length % config_.block_size != 0 || offset > size ||
+      length > size - offset) {
+    return -EIO;
+  }
+  if (request.op == DBLOCK_OP_DISCARD) {
+    if (request.flags != 0 || !config_.discard) return -EIO;
+    if (config_.read_only) return -EROFS;
+    backend_.discard(offset, length);
+    return 0;
+  }
+  if (request.op == DBLOCK_OP_WRITE_ZEROES) {
+    if ((request.flags & ~std::uint32_t{DBLOCK_REQ_NOUNMAP}) != 0 || !config_.write_zeroes) {
+      return -EIO;
+    }
+    if (config_.read_only) return -EROFS;
+    backend_.write_zeroes(offset, length, (request.flags & DBLOCK_REQ_NOUNMAP) == 0);
+    return 0;
+  }
+  if (request.op != DBLOCK_OP_READ && request.op != DBLOCK_OP_WRITE) return -EIO;
   const std::uint64_t slot = std::uint64_t{request.tag} * config_.max_io_bytes;
   if (request.tag >= config_.queue_depth || length > config_.max_io_bytes ||
-      offset % config_.block_size != 0 || length % config_.block_size != 0 ||
-      offset > config_.size_bytes || length > config_.size_bytes - offset ||
       slot + length > buffer.size() || (request.flags & ~std::uint32_t{DBLOCK_REQ_FUA}) != 0) {
     return -EIO;
   }

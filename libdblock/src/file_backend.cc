@@ -32,17 +32,20 @@ FileBackend::FileBackend(std::string path, bool read_only)
   if (S_ISREG(st.st_mode)) {
     size_ = static_cast<std::uint64_t>(st.st_size);
   } else if (S_ISBLK(st.st_mode)) {
-    if (::ioctl(fd_.get(), BLKGETSIZE64, &size_) < 0) {
+    std::uint64_t bytes = 0;
+    if (::ioctl(fd_.get(), BLKGETSIZE64, &bytes) < 0) {
       const int err = errno;
       throw Error(err, "get size of " + path_ + ": ioctl BLKGETSIZE64");
     }
+    size_ = bytes;
+    is_block_device_ = true;
   } else {
     throw Error(EINVAL, path_ + " is neither a regular file nor a block device");
   }
 }
 
 void FileBackend::read(std::uint64_t offset, std::span<std::byte> out) {
-  internal::check_range("read", offset, out.size(), size_);
+  internal::check_range("read", offset, out.size(), size_.load());
   while (!out.empty()) {
     const ssize_t n = ::pread(fd_.get(), out.data(), out.size(), static_cast<off_t>(offset));
     if (n < 0) {
@@ -62,7 +65,7 @@ void FileBackend::read(std::uint64_t offset, std::span<std::byte> out) {
 
 void FileBackend::write(std::uint64_t offset, std::span<const std::byte> data, bool fua) {
   if (read_only_) throw Error(EROFS, "write to " + path_);
-  internal::check_range("write", offset, data.size(), size_);
+  internal::check_range("write", offset, data.size(), size_.load());
   while (!data.empty()) {
     const ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
@@ -78,6 +81,60 @@ void FileBackend::write(std::uint64_t offset, std::span<const std::byte> data, b
     data = data.subspan(static_cast<std::size_t>(n));
   }
   if (fua) flush();
+}
+
+void FileBackend::fallocate_range(int mode, std::uint64_t offset, std::uint64_t length,
+                                  std::string_view what) {
+  if (read_only_) throw Error(EROFS, fmt::format("{} on {}", what, path_));
+  internal::check_range(what, offset, length, size_.load());
+  if (is_block_device_) {
+    std::uint64_t range[2] = {offset, length};
+    const unsigned long request =
+        (mode & FALLOC_FL_ZERO_RANGE) ? BLKZEROOUT : BLKDISCARD;
+    if (::ioctl(fd_.get(), request, range) < 0) {
+      const int err = errno;
+      throw Error(err, fmt::format("{} {} bytes at offset {} of {}", what, length, offset, path_));
+    }
+    return;
+  }
+  while (::fallocate(fd_.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) < 0) {
+    if (errno == EINTR) continue;
+    const int err = errno;
+    throw Error(err, fmt::format("{} {} bytes at offset {} of {}: fallocate", what, length,
+                                 offset, path_));
+  }
+}
+
+void FileBackend::discard(std::uint64_t offset, std::uint64_t length) {
+  fallocate_range(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length, "discard");
+}
+
+void FileBackend::write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) {
+  if (may_unmap) {
+    fallocate_range(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length, "write zeroes");
+    return;
+  }
+  try {
+    fallocate_range(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length, "write zeroes");
+  } catch (const Error& e) {
+    // tmpfs and some others have no ZERO_RANGE: write real zeroes instead.
+    if (e.code().value() != EOPNOTSUPP || is_block_device_) throw;
+    Backend::write_zeroes(offset, length, false);
+  }
+}
+
+void FileBackend::resize(std::uint64_t new_size) {
+  if (is_block_device_) {
+    Backend::resize(new_size);
+    size_ = new_size;
+    return;
+  }
+  if (read_only_) throw Error(EROFS, fmt::format("resize {}", path_));
+  if (::ftruncate(fd_.get(), static_cast<off_t>(new_size)) < 0) {
+    const int err = errno;
+    throw Error(err, fmt::format("resize {} to {} bytes: ftruncate", path_, new_size));
+  }
+  size_ = new_size;
 }
 
 void FileBackend::flush() {

@@ -10,27 +10,26 @@ namespace dblock {
 
 RamBackend::RamBackend(std::uint64_t size_bytes) : size_(size_bytes) {}
 
-RamBackend::Chunk* RamBackend::find_chunk(std::uint64_t index, bool create) {
+std::shared_ptr<RamBackend::Chunk> RamBackend::find_chunk(std::uint64_t index, bool create) {
   {
     std::shared_lock lock(table_mu_);
     const auto it = chunks_.find(index);
-    if (it != chunks_.end()) return it->second.get();
+    if (it != chunks_.end()) return it->second;
   }
   if (!create) return nullptr;
   std::unique_lock lock(table_mu_);
   // Another writer may have allocated it since the shared lock was dropped.
   auto& slot = chunks_[index];
-  if (!slot) slot = std::make_unique<Chunk>();
-  return slot.get();
+  if (!slot) slot = std::make_shared<Chunk>();
+  return slot;
 }
 
 void RamBackend::read(std::uint64_t offset, std::span<std::byte> out) {
-  internal::check_range("read", offset, out.size(), size_);
+  internal::check_range("read", offset, out.size(), size_.load());
   while (!out.empty()) {
     const std::size_t in_chunk = offset % kChunkBytes;
     const std::size_t n = std::min(out.size(), kChunkBytes - in_chunk);
-    // Chunks are never freed, so the pointer stays valid without the table lock.
-    if (Chunk* chunk = find_chunk(offset / kChunkBytes, false)) {
+    if (const auto chunk = find_chunk(offset / kChunkBytes, false)) {
       std::lock_guard lock(chunk->mu);
       std::memcpy(out.data(), chunk->data + in_chunk, n);
     } else {
@@ -42,11 +41,11 @@ void RamBackend::read(std::uint64_t offset, std::span<std::byte> out) {
 }
 
 void RamBackend::write(std::uint64_t offset, std::span<const std::byte> data, bool /*fua*/) {
-  internal::check_range("write", offset, data.size(), size_);
+  internal::check_range("write", offset, data.size(), size_.load());
   while (!data.empty()) {
     const std::size_t in_chunk = offset % kChunkBytes;
     const std::size_t n = std::min(data.size(), kChunkBytes - in_chunk);
-    Chunk* chunk = find_chunk(offset / kChunkBytes, true);
+    const auto chunk = find_chunk(offset / kChunkBytes, true);
     {
       std::lock_guard lock(chunk->mu);
       std::memcpy(chunk->data + in_chunk, data.data(), n);
@@ -54,6 +53,40 @@ void RamBackend::write(std::uint64_t offset, std::span<const std::byte> data, bo
     offset += n;
     data = data.subspan(n);
   }
+}
+
+void RamBackend::zero_range(std::uint64_t offset, std::uint64_t length, bool may_free) {
+  while (length > 0) {
+    const std::uint64_t index = offset / kChunkBytes;
+    const std::size_t in_chunk = offset % kChunkBytes;
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(length, kChunkBytes - in_chunk));
+    if (may_free && n == kChunkBytes) {
+      std::unique_lock lock(table_mu_);
+      chunks_.erase(index);
+    } else if (const auto chunk = find_chunk(index, false)) {
+      std::lock_guard lock(chunk->mu);
+      std::memset(chunk->data + in_chunk, 0, n);
+    }
+    offset += n;
+    length -= n;
+  }
+}
+
+void RamBackend::discard(std::uint64_t offset, std::uint64_t length) {
+  internal::check_range("discard", offset, length, size_.load());
+  zero_range(offset, length, true);
+}
+
+void RamBackend::write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) {
+  internal::check_range("write zeroes", offset, length, size_.load());
+  zero_range(offset, length, may_unmap);
+}
+
+void RamBackend::resize(std::uint64_t new_size) {
+  const std::uint64_t old = size_.exchange(new_size);
+  // What a later grow exposes again must read as zeroes.
+  if (new_size < old) zero_range(new_size, old - new_size, true);
 }
 
 std::uint64_t RamBackend::allocated_bytes() const {

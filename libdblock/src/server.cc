@@ -61,6 +61,7 @@ dblock_dev_info channel_info(int fd, const std::string& context, const std::stri
 
 Server::Server(std::uint32_t device_id, Backend& backend)
     : channel_path_(fmt::format("{}/{}", kChannelDir, device_id)),
+      backend_(backend),
       dispatcher_(backend, info_.config) {
   const std::string what = fmt::format("serve device {}", device_id);
   channel_.reset(::open(channel_path_.c_str(), O_RDWR | O_CLOEXEC));
@@ -77,6 +78,9 @@ Server::Server(std::uint32_t device_id, Backend& backend)
     throw Error(EPROTO, fmt::format("{}: kernel reports {} queues of {} buffer bytes, need {}",
                                     context(), config.queues, info_.buffer_bytes, needed));
   }
+  current_size_ = config.size_bytes;
+  // Constructed before info_ was read.
+  dispatcher_.set_size(config.size_bytes);
   if (backend.size() < config.size_bytes) {
     throw std::invalid_argument(fmt::format("{}: the backend has {} bytes, the device {}",
                                             context(), backend.size(), config.size_bytes));
@@ -163,9 +167,29 @@ void Server::start_device(const StartedCallback& on_started) {
     const int err = errno;
     if (err == EINTR && !stop_) continue;
     if (err == EINTR) return;
+    // Taking over a live device (its previous server went away): the disk
+    // is there already.
+    if (err == EALREADY) break;
     throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path_));
   }
   if (on_started) on_started(from_uapi(channel_info(channel_.get(), context(), channel_path_)));
+}
+
+void Server::apply_resize() {
+  // Every queue is told; the first to get here does the work.
+  std::lock_guard lock(resize_mu_);
+  const dblock_dev_info now = channel_info(channel_.get(), context(), channel_path_);
+  if (now.config.size_bytes == current_size_) return;
+  // Grow the backend before accepting requests past the old end; shrink it
+  // after refusing them.
+  if (now.config.size_bytes > current_size_) {
+    backend_.resize(now.config.size_bytes);
+    dispatcher_.set_size(now.config.size_bytes);
+  } else {
+    dispatcher_.set_size(now.config.size_bytes);
+    backend_.resize(now.config.size_bytes);
+  }
+  current_size_ = now.config.size_bytes;
 }
 
 void Server::serve_queue(std::uint16_t queue) {
@@ -196,6 +220,7 @@ void Server::serve_queue(std::uint16_t queue) {
                                    channel_path_));
     }
     rejected_ += serve.nr_rejected;
+    if (serve.status & DBLOCK_SERVE_RESIZED) apply_resize();
     if (serve.status & DBLOCK_SERVE_GONE) return;
     const std::uint32_t fetched = std::min<std::uint32_t>(serve.nr_requests, depth);
     for (std::uint32_t i = 0; i < fetched; ++i) {

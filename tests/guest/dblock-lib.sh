@@ -81,3 +81,25 @@ write_files() {
 check_files() {
   (cd "$1" && sha256sum -c --quiet /tmp/sums.txt) || die "checksums differ in $1"
 }
+
+SERVE=$DBLOCK_BIN/dblock-serve
+
+# start_serve NAME ARGS...: dblock-serve in the background; sets SERVE_PID
+# and waits for /dev/NAME.
+start_serve() {
+  local name=$1
+  shift
+  "$SERVE" "$name" "$@" >>"/tmp/serve-$name.log" 2>&1 &
+  SERVE_PID=$!
+  local deadline=$((SECONDS + 30))
+  until [[ -b /dev/$name ]] && grep -q serving "/tmp/serve-$name.log" 2>/dev/null; do
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "/tmp/serve-$name.log" >&2; die "dblock-serve $name exited early"; }
+    ((SECONDS < deadline)) || die "timed out waiting for /dev/$name"
+    sleep 0.1
+  done
+}
+
+# Bytes a file really occupies (its holes excluded).
+allocated_bytes() {
+  echo $(($(stat -c %b "$1") * $(stat -c %B "$1")))
+}

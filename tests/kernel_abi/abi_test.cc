@@ -6,6 +6,13 @@
 #include <linux/dblock.h>
 
 #include <atomic>
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <memory>
+#include <mutex>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -154,7 +161,7 @@ TEST(Control, CreateRejectsEachInvalidField) {
         {"depth too large", [](dblock_dev_config& c) { c.queue_depth = DBLOCK_MAX_QUEUE_DEPTH + 1; }},
         {"buffer too large", [](dblock_dev_config& c) { c.queue_depth = 1024; c.max_io_bytes = 1 << 20; }},
         {"unknown flag", [](dblock_dev_config& c) { c.flags |= 1ULL << 40; }},
-        {"nonzero pad", [](dblock_dev_config& c) { c.__pad = 1; }},
+        {"nonzero pad", [](dblock_dev_config& c) { c.__pad[6] = 1; }},
         {"nonzero reserved", [](dblock_dev_config& c) { c.__reserved[3] = 1; }},
     };
     for (const Case& k : cases) {
@@ -194,7 +201,7 @@ TEST(Control, CreateInfoListDestroy) {
     EXPECT_GE(l.count, 1u);
 
     dblock_ctl_target bad{};
-    bad.flags = 1;
+    bad.flags = 1u << 5;  // not a known flag
     EXPECT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_DESTROY, &bad), EINVAL);
 
     ASSERT_EQ(DestroyByName(ctl.get(), "abi-life"), 0);
@@ -211,13 +218,25 @@ public:
     std::atomic<int> double_answer_once{0};
     std::atomic<int> fail_reads_with{0};  // negative errno for every read
     std::atomic<bool> swallow{false};     // take requests, never answer, exit
+    std::atomic<bool> ignore{false};      // take requests, keep them unanswered
+    std::atomic<bool> answer_ignored{false};  // then answer them late
+    std::atomic<int> bad_tag_once{0};     // also send an answer for a tag out of range
+    std::atomic<unsigned> ops[5]{};       // requests seen, by DBLOCK_OP_*
+    std::atomic<unsigned> nounmap{0};     // write zeroes with DBLOCK_REQ_NOUNMAP
+    std::atomic<unsigned> resized{0};     // DBLOCK_SERVE_RESIZED seen
+    std::atomic<uint64_t> size{0};        // the device's size as the server knows it
     std::atomic<unsigned> rejected{0};
     std::atomic<unsigned> served{0};
     std::atomic<unsigned> swallowed{0};
     std::atomic<int> gone_queues{0};
 
-    explicit RawServer(const dblock_dev_info& info)
-        : info_(info), data_(info.config.size_bytes) {
+    // The data outlives a server when another takes over.
+    using Data = std::shared_ptr<std::vector<std::byte>>;
+    static Data NewData(size_t bytes) { return std::make_shared<std::vector<std::byte>>(bytes); }
+
+    explicit RawServer(const dblock_dev_info& info, Data data = nullptr)
+        : info_(info), data_(data ? data : NewData(info.config.size_bytes)) {
+        size = info.config.size_bytes;
         chan_.reset(::open(ChanPath(info.id).c_str(), O_RDWR | O_CLOEXEC));
         if (chan_.get() < 0) throw std::runtime_error("open channel: " + std::string(strerror(errno)));
         for (unsigned q = 0; q < info.config.nr_queues; q++) {
@@ -246,6 +265,12 @@ public:
         for (auto& t : threads_) t.join();
         threads_.clear();
     }
+    // Answers the requests kept unanswered so far, now.
+    void answer_ignored_now() {
+        answer_ignored = true;
+        for (auto& t : threads_) pthread_kill(t.native_handle(), SIGUSR1);
+    }
+
     // Threads blocked in SERVE wake up only for work, GONE or a signal.
     void stop() {
         stop_ = true;
@@ -262,6 +287,18 @@ private:
         std::vector<dblock_request> reqs(depth);
         std::vector<dblock_completion> cpls;
         for (;;) {
+            if (answer_ignored) {
+                std::lock_guard lock(ignored_mu_);
+                for (auto it = ignored_.begin(); it != ignored_.end();) {
+                    if (it->__reserved == q) {
+                        cpls.push_back(*it);
+                        cpls.back().__reserved = 0;
+                        it = ignored_.erase(it);
+                    } else {
+                        ++it;
+                    }
+                }
+            }
             dblock_serve s{};
             s.queue = q;
             s.completions_ptr = reinterpret_cast<uintptr_t>(cpls.data());
@@ -276,7 +313,14 @@ private:
             }
             if (err) { ADD_FAILURE() << "SERVE: " << strerror(err); return; }
             rejected += s.nr_rejected;
+            if (s.status & DBLOCK_SERVE_RESIZED) {
+                dblock_dev_info now{};
+                EXPECT_EQ(Ioctl(chan_.get(), DBLOCK_IOC_GET_INFO, &now), 0);
+                size = now.config.size_bytes;
+                resized++;
+            }
             if (s.status & DBLOCK_SERVE_GONE) { gone_queues++; return; }
+
             if (swallow && s.nr_requests) {
                 swallowed++;
                 return;
@@ -285,21 +329,41 @@ private:
                 const dblock_request& r = reqs[i];
                 std::byte* slot = maps_[q].data() + size_t(r.tag) * info_.config.max_io_bytes;
                 int result = 0;
+                if (r.op < 5) ops[r.op]++;
+                if (r.op == DBLOCK_OP_WRITE_ZEROES && (r.flags & DBLOCK_REQ_NOUNMAP)) nounmap++;
+                const bool has_data = r.op == DBLOCK_OP_READ || r.op == DBLOCK_OP_WRITE;
                 if (r.op == DBLOCK_OP_FLUSH) {
                     if (r.offset || r.length) ADD_FAILURE() << "flush with a range";
-                } else if (r.offset + r.length > data_.size() || r.length > info_.config.max_io_bytes) {
+                } else if (r.offset + r.length > std::min<uint64_t>(size, data_->size()) ||
+                           (has_data && r.length > info_.config.max_io_bytes)) {
                     ADD_FAILURE() << "request out of range: " << r.offset << "+" << r.length;
                     result = -EIO;
                 } else if (r.op == DBLOCK_OP_READ) {
                     if (fail_reads_with) result = fail_reads_with;
-                    else std::memcpy(slot, data_.data() + r.offset, r.length);
+                    else std::memcpy(slot, data_->data() + r.offset, r.length);
                 } else if (r.op == DBLOCK_OP_WRITE) {
-                    std::memcpy(data_.data() + r.offset, slot, r.length);
+                    std::memcpy(data_->data() + r.offset, slot, r.length);
+                } else if (r.op == DBLOCK_OP_DISCARD || r.op == DBLOCK_OP_WRITE_ZEROES) {
+                    std::memset(data_->data() + r.offset, 0, r.length);
+                } else {
+                    ADD_FAILURE() << "unknown op " << int(r.op);
+                    result = -EIO;
                 }
                 dblock_completion c{};
                 c.tag = r.tag;
                 c.seq = r.seq;
                 c.result = result;
+                if (ignore) {
+                    std::lock_guard lock(ignored_mu_);
+                    ignored_.push_back(c);
+                    ignored_.back().__reserved = q;  // which queue must answer it
+                    continue;
+                }
+                if (bad_tag_once.exchange(0)) {
+                    dblock_completion bad = c;
+                    bad.tag = uint16_t(info_.config.queue_depth + 5);
+                    cpls.push_back(bad);
+                }
                 if (stale_seq_once.exchange(0)) {
                     dblock_completion bad = c;
                     bad.seq = r.seq + 1;
@@ -313,7 +377,9 @@ private:
     }
 
     dblock_dev_info info_;
-    std::vector<std::byte> data_;
+    Data data_;
+    std::mutex ignored_mu_;
+    std::vector<dblock_completion> ignored_;
     Fd chan_;
     std::vector<Mapping> maps_;
     std::vector<std::thread> threads_;
@@ -323,9 +389,11 @@ private:
 
 class Served : public ::testing::Test {
 protected:
+    virtual dblock_dev_config Shape() { return Config(name_); }
+
     void SetUp() override {
         ctl_ = OpenCtl();
-        ASSERT_EQ(Create(ctl_.get(), Config(name_), &info_), 0);
+        ASSERT_EQ(Create(ctl_.get(), Shape(), &info_), 0);
         ASSERT_TRUE(WaitForPath(ChanPath(info_.id), true));
         server_ = std::make_unique<RawServer>(info_);
         server_->start_threads();
@@ -470,6 +538,426 @@ TEST_F(Served, ServerDeathFailsItsRequestsAtOnceAndANewServerTakesOver) {
     server_ = std::make_unique<RawServer>(info_);
     server_->start_threads();
     EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096) << strerror(errno);
+}
+
+std::string Sysfs(const std::string& path) {
+    FILE* f = fopen(path.c_str(), "r");
+    if (!f) return "(missing " + path + ")";
+    char buf[256] = {};
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    std::string v(buf, n);
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    return v;
+}
+
+int SetParams(int ctl, const std::string& name, dblock_ctl_set_params p) {
+    std::strncpy(p.target.name, name.c_str(), sizeof(p.target.name) - 1);
+    return Ioctl(ctl, DBLOCK_CTL_SET_PARAMS, &p);
+}
+
+// Waits for a condition polled every 10 ms, up to `limit`.
+template <typename F>
+bool Eventually(F cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+}
+
+TEST(Control, CreateFillsInDefaultsAndChecksTheNewFields) {
+    Fd ctl = OpenCtl();
+    dblock_dev_config c = Config("abi-defaults");
+    c.flags |= DBLOCK_DEV_DISCARD | DBLOCK_DEV_WRITE_ZEROES;
+    dblock_dev_info info{};
+    ASSERT_EQ(Create(ctl.get(), c, &info), 0);
+    EXPECT_EQ(info.config.timeout_ms, 30000u);
+    EXPECT_EQ(info.config.physical_block_size, 4096u);
+    EXPECT_EQ(info.config.discard_granularity, 4096u);
+    EXPECT_EQ(info.config.max_discard_bytes, 1u << 30);
+    EXPECT_EQ(info.config.max_write_zeroes_bytes, 1u << 30);
+    EXPECT_EQ(DestroyByName(ctl.get(), "abi-defaults"), 0);
+
+    struct Case {
+        const char* what;
+        void (*mutate)(dblock_dev_config&);
+    };
+    const Case cases[] = {
+        {"physical below logical", [](dblock_dev_config& c) { c.physical_block_size = 2048; }},
+        {"physical not a power of 2", [](dblock_dev_config& c) { c.physical_block_size = 12288; }},
+        {"physical too large", [](dblock_dev_config& c) { c.physical_block_size = 1 << 17; }},
+        {"io_opt not a physical multiple", [](dblock_dev_config& c) { c.io_opt_bytes = 6000; }},
+        {"granularity without discard", [](dblock_dev_config& c) { c.discard_granularity = 4096; }},
+        {"max discard without discard", [](dblock_dev_config& c) { c.max_discard_bytes = 4096; }},
+        {"write zeroes size without support", [](dblock_dev_config& c) { c.max_write_zeroes_bytes = 4096; }},
+        {"granularity not a power of 2", [](dblock_dev_config& c) {
+             c.flags |= DBLOCK_DEV_DISCARD;
+             c.discard_granularity = 12288;
+         }},
+        {"max discard not a granule multiple", [](dblock_dev_config& c) {
+             c.flags |= DBLOCK_DEV_DISCARD;
+             c.discard_granularity = 65536;
+             c.max_discard_bytes = 65536 + 4096;
+         }},
+        {"unknown recovery", [](dblock_dev_config& c) { c.recovery = 7; }},
+    };
+    for (const Case& k : cases) {
+        dblock_dev_config bad = Config("abi-invalid2");
+        k.mutate(bad);
+        EXPECT_EQ(Create(ctl.get(), bad), EINVAL) << k.what;
+    }
+}
+
+TEST(Control, SetParamsRejectsBadInput) {
+    Fd ctl = OpenCtl();
+    ASSERT_EQ(Create(ctl.get(), Config("abi-set")), 0);
+    dblock_ctl_set_params p{};
+    p.mask = 1u << 9;
+    EXPECT_EQ(SetParams(ctl.get(), "abi-set", p), EINVAL) << "unknown mask bit";
+    p = {};
+    p.mask = DBLOCK_SET_SIZE;
+    p.size_bytes = (64 << 20) + 512;
+    EXPECT_EQ(SetParams(ctl.get(), "abi-set", p), EINVAL) << "size not a block multiple";
+    p.size_bytes = 0;
+    EXPECT_EQ(SetParams(ctl.get(), "abi-set", p), EINVAL) << "size 0";
+    p = {};
+    p.mask = DBLOCK_SET_RECOVERY;
+    p.recovery = 9;
+    EXPECT_EQ(SetParams(ctl.get(), "abi-set", p), EINVAL) << "unknown recovery";
+    p = {};
+    p.mask = DBLOCK_SET_TIMEOUT;
+    p.__reserved[0] = 1;
+    EXPECT_EQ(SetParams(ctl.get(), "abi-set", p), EINVAL) << "reserved";
+    p = {};
+    p.mask = DBLOCK_SET_TIMEOUT;
+    p.timeout_ms = 1234;
+    EXPECT_EQ(SetParams(ctl.get(), "abi-set", p), 0);
+    EXPECT_EQ(SetParams(ctl.get(), "abi-nosuch", p), ENODEV);
+    dblock_ctl_get_info gi{};
+    std::strcpy(gi.target.name, "abi-set");
+    ASSERT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_INFO, &gi), 0);
+    EXPECT_EQ(gi.info.config.timeout_ms, 1234u);
+    dblock_ctl_target t{};
+    std::strcpy(t.name, "abi-set");
+    t.flags = 1u << 5;
+    EXPECT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_DESTROY, &t), EINVAL) << "unknown destroy flag";
+    EXPECT_EQ(DestroyByName(ctl.get(), "abi-set"), 0);
+}
+
+TEST(Control, NeedsCapSysAdmin) {
+    Fd ctl = OpenCtl();
+    ASSERT_EQ(Create(ctl.get(), Config("abi-cap")), 0);
+    dblock_dev_info info{};
+    dblock_ctl_get_info gi{};
+    std::strcpy(gi.target.name, "abi-cap");
+    ASSERT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_INFO, &gi), 0);
+    info = gi.info;
+    pid_t child = fork();
+    if (child == 0) {
+        // Drop CAP_SYS_ADMIN from the effective set, keeping the open fd.
+        __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2]{};
+        if (syscall(SYS_capget, &hdr, data) != 0) _exit(10);
+        data[CAP_SYS_ADMIN / 32].effective &= ~(1u << (CAP_SYS_ADMIN % 32));
+        if (syscall(SYS_capset, &hdr, data) != 0) _exit(11);
+        dblock_ctl_version v{};
+        if (::ioctl(ctl.get(), DBLOCK_CTL_GET_VERSION, &v) == 0 || errno != EPERM) _exit(12);
+        int fd = ::open(ChanPath(info.id).c_str(), O_RDWR);
+        if (fd >= 0 || errno != EPERM) _exit(13);
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "10/11: capget/capset, 12: control ioctl allowed, "
+                                         "13: channel open allowed";
+    EXPECT_EQ(DestroyByName(ctl.get(), "abi-cap"), 0);
+}
+
+TEST_F(Served, BadTagsAreRejectedAndTheDeviceKeepsServing) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    server_->bad_tag_once = 1;
+    ASSERT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
+    for (int i = 0; i < 4; i++) ASSERT_EQ(pread(disk.get(), Aligned(buf), 4096, 4096 * i), 4096);
+    EXPECT_TRUE(Eventually([&] { return server_->rejected >= 1; }));
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_GE(now.stats.rejected, 1u);
+    EXPECT_GE(now.stats.reads, 5u);
+}
+
+TEST_F(Served, OtherProcessesSignalsAreNotConsumed) {
+    // Two readers; one is killed by SIGINT mid-way; the other must finish.
+    auto reader = [&](int seconds) {
+        Fd d(::open(("/dev/" + name_).c_str(), O_RDONLY | O_DIRECT));
+        std::vector<std::byte> b(8192);
+        auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+        int i = 0;
+        while (std::chrono::steady_clock::now() < end)
+            if (pread(d.get(), Aligned(b), 4096, off_t(4096) * (i++ % 1000)) != 4096) _exit(1);
+        _exit(0);
+    };
+    pid_t a = fork();
+    if (a == 0) reader(2);
+    pid_t b = fork();
+    if (b == 0) reader(2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    kill(b, SIGINT);
+    int sa = 0, sb = 0;
+    waitpid(a, &sa, 0);
+    waitpid(b, &sb, 0);
+    EXPECT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << "the other reader's I/O failed";
+    EXPECT_TRUE(WIFSIGNALED(sb) && WTERMSIG(sb) == SIGINT);
+}
+
+TEST_F(Served, ResizeGrowsAndShrinksWhileOpen) {
+    Fd disk = OpenDisk();
+    uint64_t bytes = 0;
+    ASSERT_EQ(::ioctl(disk.get(), BLKGETSIZE64, &bytes), 0);
+    EXPECT_EQ(bytes, 64u << 20);
+    dblock_ctl_set_params p{};
+    p.mask = DBLOCK_SET_SIZE;
+    p.size_bytes = 96u << 20;
+    // The fixture's server data is only as large as the device was.
+    server_->stop();
+    server_->close_channel();
+    server_ = std::make_unique<RawServer>(info_, RawServer::NewData(96u << 20));
+    server_->start_threads();
+    ASSERT_EQ(SetParams(ctl_.get(), name_, p), 0);
+    EXPECT_TRUE(Eventually([&] { return server_->size == (96u << 20); }))
+        << "the server was not told of the new size";
+    ASSERT_EQ(::ioctl(disk.get(), BLKGETSIZE64, &bytes), 0);
+    EXPECT_EQ(bytes, 96u << 20);
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/size"), std::to_string((96u << 20) / 512));
+    std::vector<std::byte> w(8192), r(8192);
+    std::memset(Aligned(w), 0x5a, 4096);
+    ASSERT_EQ(pwrite(disk.get(), Aligned(w), 4096, 80u << 20), 4096) << strerror(errno);
+    ASSERT_EQ(pread(disk.get(), Aligned(r), 4096, 80u << 20), 4096);
+    EXPECT_EQ(std::memcmp(Aligned(w), Aligned(r), 4096), 0);
+    p.size_bytes = 32u << 20;
+    ASSERT_EQ(SetParams(ctl_.get(), name_, p), 0);
+    ASSERT_EQ(::ioctl(disk.get(), BLKGETSIZE64, &bytes), 0);
+    EXPECT_EQ(bytes, 32u << 20);
+    EXPECT_LE(pread(disk.get(), Aligned(r), 4096, 40u << 20), 0) << "read past the new end";
+}
+
+TEST_F(Served, ForcedDestroyFailsTheIoOfAnOpenDisk) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    ASSERT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
+    EXPECT_EQ(DestroyByName(ctl_.get(), name_), EBUSY);
+    dblock_ctl_target t{};
+    std::strncpy(t.name, name_.c_str(), sizeof(t.name) - 1);
+    t.flags = DBLOCK_DESTROY_FORCE;
+    ASSERT_EQ(Ioctl(ctl_.get(), DBLOCK_CTL_DESTROY, &t), 0);
+    server_->join();
+    EXPECT_EQ(server_->gone_queues, int(info_.config.nr_queues));
+    EXPECT_LT(pread(disk.get(), Aligned(buf), 4096, 0), 4096) << "I/O on a destroyed disk";
+    server_.reset();
+}
+
+class ServedWithDiscard : public Served {
+protected:
+    dblock_dev_config Shape() override {
+        dblock_dev_config c = Config(name_);
+        c.flags |= DBLOCK_DEV_DISCARD | DBLOCK_DEV_WRITE_ZEROES;
+        c.discard_granularity = 65536;
+        c.physical_block_size = 4096;
+        c.io_opt_bytes = 128 << 10;
+        return c;
+    }
+};
+
+TEST_F(ServedWithDiscard, QueueLimitsAreThoseAsked) {
+    const std::string q = "/sys/block/" + name_ + "/queue/";
+    EXPECT_EQ(Sysfs(q + "logical_block_size"), "4096");
+    EXPECT_EQ(Sysfs(q + "physical_block_size"), "4096");
+    EXPECT_EQ(Sysfs(q + "optimal_io_size"), std::to_string(128 << 10));
+    EXPECT_EQ(Sysfs(q + "max_hw_sectors_kb"), std::to_string(128));
+    EXPECT_EQ(Sysfs(q + "discard_granularity"), "65536");
+    EXPECT_EQ(Sysfs(q + "discard_max_hw_bytes"), std::to_string(1u << 30));
+    EXPECT_EQ(Sysfs(q + "write_zeroes_max_bytes"), std::to_string(1u << 30));
+    EXPECT_EQ(Sysfs(q + "write_cache"), "write back");
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/queues"), "2");
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/state"), "live");
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/server_pid"), std::to_string(getpid()));
+}
+
+TEST_F(ServedWithDiscard, DiscardAndWriteZeroesReachTheServer) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> w(1 << 20 | 4096), r(1 << 20 | 4096);
+    std::memset(Aligned(w), 0xa5, 1 << 20);
+    ASSERT_EQ(pwrite(disk.get(), Aligned(w), 1 << 20, 0), 1 << 20);
+    uint64_t range[2] = {0, 256 << 10};
+    ASSERT_EQ(::ioctl(disk.get(), BLKDISCARD, range), 0) << strerror(errno);
+    EXPECT_GE(server_->ops[DBLOCK_OP_DISCARD], 1u);
+    uint64_t zrange[2] = {512 << 10, 256 << 10};
+    ASSERT_EQ(::ioctl(disk.get(), BLKZEROOUT, zrange), 0) << strerror(errno);
+    EXPECT_GE(server_->ops[DBLOCK_OP_WRITE_ZEROES], 1u);
+    EXPECT_GE(server_->nounmap, 1u) << "BLKZEROOUT asks not to unmap";
+    ASSERT_EQ(pread(disk.get(), Aligned(r), 1 << 20, 0), 1 << 20);
+    auto* p = static_cast<unsigned char*>(Aligned(r));
+    for (size_t i = 0; i < (1u << 20); i += 4096) {
+        bool zero = i < (256u << 10) || (i >= (512u << 10) && i < (768u << 10));
+        ASSERT_EQ(p[i], zero ? 0 : 0xa5) << "at " << i;
+    }
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_GE(now.stats.discards, 1u);
+    EXPECT_GE(now.stats.write_zeroes, 1u);
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/discards"), std::to_string(now.stats.discards));
+}
+
+class ServedReadOnly : public Served {
+protected:
+    dblock_dev_config Shape() override {
+        dblock_dev_config c = Config(name_);
+        c.flags |= DBLOCK_DEV_READ_ONLY;
+        return c;
+    }
+};
+
+TEST_F(ServedReadOnly, WritesFail) {
+    Fd disk(::open(("/dev/" + name_).c_str(), O_RDONLY | O_DIRECT));
+    int ro = 0;
+    ASSERT_EQ(::ioctl(disk.get(), BLKROGET, &ro), 0);
+    EXPECT_EQ(ro, 1);
+    std::vector<std::byte> buf(8192);
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
+    // The kernel lets a read-only disk be opened for writing; writes fail.
+    Fd rw(::open(("/dev/" + name_).c_str(), O_RDWR | O_DIRECT));
+    if (rw.get() >= 0) {
+        EXPECT_EQ(pwrite(rw.get(), Aligned(buf), 4096, 0), -1);
+    }
+    EXPECT_EQ(server_->ops[DBLOCK_OP_WRITE], 0u) << "a write reached the server";
+}
+
+class ServedShortTimeout : public Served {
+protected:
+    dblock_dev_config Shape() override {
+        dblock_dev_config c = Config(name_);
+        c.timeout_ms = 1000;
+        return c;
+    }
+};
+
+TEST_F(ServedShortTimeout, UnansweredRequestsFailAndLateAnswersAreRefused) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/timeout_ms"), "1000");
+    server_->ignore = true;
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), -1);
+    EXPECT_EQ(errno, EIO);
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, std::chrono::milliseconds(900));
+    EXPECT_LT(took, std::chrono::seconds(10));
+    server_->ignore = false;
+    server_->answer_ignored_now();
+    // Counted when refused; the server hears of it when its call returns.
+    EXPECT_TRUE(Eventually([&] {
+        dblock_dev_info i{};
+        return InfoById(ctl_.get(), info_.id, &i) == 0 && i.stats.rejected >= 1;
+    }));
+    server_->answer_ignored = false;
+    ASSERT_EQ(pread(disk.get(), Aligned(buf), 4096, 4096), 4096) << "the device stopped serving";
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_GE(now.stats.timeouts, 1u);
+
+    // "never" keeps waiting past the old timeout.
+    dblock_ctl_set_params p{};
+    p.mask = DBLOCK_SET_TIMEOUT;
+    p.timeout_ms = DBLOCK_TIMEOUT_NEVER;
+    ASSERT_EQ(SetParams(ctl_.get(), name_, p), 0);
+    server_->ignore = true;
+    std::atomic<bool> done{false};
+    std::thread late([&] {
+        EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
+        done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_FALSE(done) << "a request failed although the timeout is never";
+    server_->ignore = false;
+    server_->answer_ignored_now();
+    late.join();
+    EXPECT_TRUE(done);
+}
+
+class ServedWait : public Served {
+protected:
+    dblock_dev_config Shape() override {
+        dblock_dev_config c = Config(name_);
+        c.recovery = DBLOCK_RECOVERY_WAIT;
+        c.grace_ms = grace_ms_;
+        return c;
+    }
+    uint32_t grace_ms_ = 0;
+};
+
+TEST_F(ServedWait, ANewServerGetsTheRequestsTheDeadOneTook) {
+    Fd disk = OpenDisk();
+    auto data = RawServer::NewData(info_.config.size_bytes);
+    server_->stop();
+    server_->close_channel();
+    server_ = std::make_unique<RawServer>(info_, data);
+    std::memset(data->data() + 8192, 0x77, 4096);
+    server_->start_threads();
+    server_->swallow = true;
+    std::vector<std::byte> buf(8192);
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 8192), 4096) << strerror(errno);
+        done = true;
+    });
+    ASSERT_TRUE(Eventually([&] { return server_->swallowed >= 1; }));
+    server_->stop();
+    server_->close_channel();  // the server dies with the read unanswered
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_FALSE(done) << "the held read completed with no server";
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/state"), "live (waiting for a server)");
+    server_ = std::make_unique<RawServer>(info_, data);
+    server_->start_threads();
+    reader.join();
+    EXPECT_TRUE(done);
+    EXPECT_EQ(static_cast<unsigned char*>(Aligned(buf))[0], 0x77);
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_GE(now.stats.requeued, 1u);
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/state"), "live");
+}
+
+class ServedWaitWithGrace : public ServedWait {
+protected:
+    void SetUp() override {
+        grace_ms_ = 1500;
+        ServedWait::SetUp();
+    }
+};
+
+TEST_F(ServedWaitWithGrace, HeldRequestsFailWhenTheGracePeriodEnds) {
+    Fd disk = OpenDisk();
+    server_->swallow = true;
+    std::vector<std::byte> buf(8192);
+    auto start = std::chrono::steady_clock::now();
+    std::thread reader([&] {
+        EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), -1);
+        EXPECT_EQ(errno, EIO);
+    });
+    ASSERT_TRUE(Eventually([&] { return server_->swallowed >= 1; }));
+    server_->stop();
+    server_->close_channel();
+    reader.join();
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, std::chrono::milliseconds(1400));
+    EXPECT_LT(took, std::chrono::seconds(10));
+    // A server that comes back later serves new requests again.
+    server_ = std::make_unique<RawServer>(info_);
+    server_->start_threads();
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
 }
 
 }  // namespace

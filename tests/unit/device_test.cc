@@ -120,7 +120,7 @@ TEST(Conversion, ConfigRoundTrip) {
   EXPECT_EQ(raw.nr_queues, 4);
   EXPECT_EQ(raw.queue_depth, 32);
   EXPECT_EQ(raw.flags, DBLOCK_DEV_FLUSH | DBLOCK_DEV_READ_ONLY);
-  EXPECT_EQ(raw.__pad, 0u);
+  for (const auto b : raw.__pad) EXPECT_EQ(b, 0u);
   for (const auto r : raw.__reserved) EXPECT_EQ(r, 0u);
   EXPECT_EQ(from_uapi(raw), c);
 

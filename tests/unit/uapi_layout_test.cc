@@ -9,29 +9,42 @@
 
 namespace {
 
-static_assert(sizeof(dblock_dev_config) == 96);
+static_assert(sizeof(dblock_dev_config) == 128);
 static_assert(offsetof(dblock_dev_config, size_bytes) == 32);
 static_assert(offsetof(dblock_dev_config, logical_block_size) == 40);
 static_assert(offsetof(dblock_dev_config, max_io_bytes) == 44);
 static_assert(offsetof(dblock_dev_config, nr_queues) == 48);
 static_assert(offsetof(dblock_dev_config, queue_depth) == 50);
+static_assert(offsetof(dblock_dev_config, timeout_ms) == 52);
 static_assert(offsetof(dblock_dev_config, flags) == 56);
-static_assert(offsetof(dblock_dev_config, __reserved) == 64);
-
-static_assert(sizeof(dblock_dev_info) == 152);
-static_assert(offsetof(dblock_dev_info, id) == 96);
-static_assert(offsetof(dblock_dev_info, state) == 100);
-static_assert(offsetof(dblock_dev_info, server_pid) == 104);
-static_assert(offsetof(dblock_dev_info, buffer_bytes) == 108);
-static_assert(offsetof(dblock_dev_info, disk_major) == 112);
-static_assert(offsetof(dblock_dev_info, disk_minor) == 116);
-static_assert(offsetof(dblock_dev_info, __reserved) == 120);
-
+static_assert(offsetof(dblock_dev_config, physical_block_size) == 64);
+static_assert(offsetof(dblock_dev_config, io_opt_bytes) == 68);
+static_assert(offsetof(dblock_dev_config, discard_granularity) == 72);
+static_assert(offsetof(dblock_dev_config, max_discard_bytes) == 76);
+static_assert(offsetof(dblock_dev_config, max_write_zeroes_bytes) == 80);
+static_assert(offsetof(dblock_dev_config, grace_ms) == 84);
+static_assert(offsetof(dblock_dev_config, recovery) == 88);
+static_assert(offsetof(dblock_dev_config, __reserved) == 96);
+static_assert(sizeof(dblock_dev_stats) == 96);
+static_assert(sizeof(dblock_dev_info) == 280);
+static_assert(offsetof(dblock_dev_info, id) == 128);
+static_assert(offsetof(dblock_dev_info, state) == 132);
+static_assert(offsetof(dblock_dev_info, server_pid) == 136);
+static_assert(offsetof(dblock_dev_info, buffer_bytes) == 140);
+static_assert(offsetof(dblock_dev_info, disk_major) == 144);
+static_assert(offsetof(dblock_dev_info, disk_minor) == 148);
+static_assert(offsetof(dblock_dev_info, stats) == 152);
+static_assert(offsetof(dblock_dev_info, __reserved) == 248);
 static_assert(sizeof(dblock_ctl_version) == 32);
-static_assert(sizeof(dblock_ctl_create) == 96 + 152);
+static_assert(sizeof(dblock_ctl_create) == 408);
 static_assert(sizeof(dblock_ctl_target) == 56);
-static_assert(sizeof(dblock_ctl_get_info) == 56 + 152);
+static_assert(sizeof(dblock_ctl_get_info) == 336);
 static_assert(sizeof(dblock_ctl_list) == 32);
+static_assert(sizeof(dblock_ctl_set_params) == 112);
+static_assert(offsetof(dblock_ctl_set_params, mask) == 56);
+static_assert(offsetof(dblock_ctl_set_params, size_bytes) == 64);
+static_assert(offsetof(dblock_ctl_set_params, grace_ms) == 72);
+static_assert(offsetof(dblock_ctl_set_params, recovery) == 76);
 
 static_assert(sizeof(dblock_request) == 24);
 static_assert(offsetof(dblock_request, op) == 2);
@@ -60,11 +73,12 @@ static_assert(alignof(dblock_serve) == 8);
 
 TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_VERSION), sizeof(dblock_ctl_version));
-  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_CREATE), 248u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_CREATE), 408u);
   EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_DESTROY), 56u);
   EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_LIST), 32u);
-  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_INFO), 208u);
-  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_GET_INFO), 152u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_INFO), 336u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_SET_PARAMS), 112u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_GET_INFO), 280u);
   EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_SERVE), 64u);
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SERVE), unsigned{_IOC_READ | _IOC_WRITE});
   EXPECT_EQ(_IOC_TYPE(DBLOCK_IOC_START), 0xDBu);
@@ -73,7 +87,8 @@ TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
 TEST(UapiLayout, EveryIoctlNumberIsDistinct) {
   const unsigned long numbers[] = {DBLOCK_CTL_GET_VERSION, DBLOCK_CTL_CREATE, DBLOCK_CTL_DESTROY,
                                    DBLOCK_CTL_LIST,        DBLOCK_CTL_GET_INFO, DBLOCK_IOC_GET_INFO,
-                                   DBLOCK_IOC_START,       DBLOCK_IOC_SERVE};
+                                   DBLOCK_IOC_START,       DBLOCK_IOC_SERVE,
+                                   DBLOCK_CTL_SET_PARAMS};
   for (std::size_t i = 0; i < std::size(numbers); ++i) {
     for (std::size_t j = i + 1; j < std::size(numbers); ++j) EXPECT_NE(numbers[i], numbers[j]);
   }

@@ -35,10 +35,43 @@ Target parse_target(const std::string& text) {
   return t;
 }
 
+std::string timeout_text(std::uint32_t ms) {
+  return ms == dblock::kTimeoutNever ? std::string("never") : fmt::format("{} ms", ms);
+}
+
+// "30s", "500ms", "never" or plain milliseconds.
+std::uint32_t parse_duration_ms(const std::string& text) {
+  if (text == "never") return dblock::kTimeoutNever;
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  unsigned long long ms = 0;
+  if (used == 0) {
+    throw std::invalid_argument(fmt::format("bad duration '{}': use e.g. 500ms, 30s, never", text));
+  } else if (unit.empty() || unit == "ms") {
+    ms = v;
+  } else if (unit == "s") {
+    ms = v * 1000;
+  } else if (unit == "m") {
+    ms = v * 60000;
+  } else {
+    throw std::invalid_argument(fmt::format("bad duration '{}': use e.g. 500ms, 30s, never", text));
+  }
+  if (ms >= dblock::kTimeoutNever) throw std::invalid_argument("duration too long: " + text);
+  return static_cast<std::uint32_t>(ms);
+}
+
 std::string flags_text(const dblock::DeviceConfig& c) {
   std::vector<std::string> flags;
   if (c.flush) flags.emplace_back("flush");
   if (c.read_only) flags.emplace_back("read-only");
+  if (c.discard) flags.emplace_back("discard");
+  if (c.write_zeroes) flags.emplace_back("write-zeroes");
   return flags.empty() ? "-" : fmt::format("{}", fmt::join(flags, ","));
 }
 
@@ -56,6 +89,26 @@ json to_json(const dblock::DeviceInfo& d) {
       {"queue_depth", c.queue_depth},
       {"flush", c.flush},
       {"read_only", c.read_only},
+      {"discard", c.discard},
+      {"write_zeroes", c.write_zeroes},
+      {"physical_block_size", c.physical_block_size},
+      {"io_opt_bytes", c.io_opt_bytes},
+      {"discard_granularity", c.discard_granularity},
+      {"max_discard_bytes", c.max_discard_bytes},
+      {"max_write_zeroes_bytes", c.max_write_zeroes_bytes},
+      {"timeout_ms", c.timeout_ms},
+      {"recovery", dblock::to_string(c.recovery)},
+      {"grace_ms", c.grace_ms},
+      {"stats",
+       {{"reads", d.stats.reads},
+        {"writes", d.stats.writes},
+        {"flushes", d.stats.flushes},
+        {"discards", d.stats.discards},
+        {"write_zeroes", d.stats.write_zeroes},
+        {"errors", d.stats.errors},
+        {"timeouts", d.stats.timeouts},
+        {"requeued", d.stats.requeued},
+        {"rejected", d.stats.rejected}}},
       {"state", dblock::to_string(d.state)},
       {"server_pid", d.server_pid},
       {"buffer_bytes", d.buffer_bytes},
@@ -91,9 +144,29 @@ void print_info(const dblock::DeviceInfo& d) {
       {"block size:", std::to_string(c.block_size)},
       {"max I/O:", dblock::format_size(c.max_io_bytes)},
       {"queues:", fmt::format("{} x depth {}", c.queues, c.queue_depth)},
+      {"physical block:", std::to_string(c.physical_block_size)},
+      {"optimal I/O:", c.io_opt_bytes ? dblock::format_size(c.io_opt_bytes) : "-"},
+      {"discard:", c.discard ? fmt::format("granularity {}, up to {}",
+                                           dblock::format_size(c.discard_granularity),
+                                           dblock::format_size(c.max_discard_bytes))
+                             : "no"},
+      {"write zeroes:",
+       c.write_zeroes ? fmt::format("up to {}", dblock::format_size(c.max_write_zeroes_bytes))
+                      : "no"},
       {"flags:", flags_text(c)},
+      {"timeout:", timeout_text(c.timeout_ms)},
+      {"recovery:", c.recovery == dblock::Recovery::kWait
+                        ? fmt::format("wait ({})", c.grace_ms ? fmt::format("grace {} ms", c.grace_ms)
+                                                              : std::string("forever"))
+                        : std::string("fail")},
       {"server pid:", d.server_pid ? std::to_string(d.server_pid) : "- (none)"},
       {"buffer:", fmt::format("{} per queue", dblock::format_size(d.buffer_bytes))},
+      {"requests:", fmt::format("{} reads, {} writes, {} flushes, {} discards, {} write-zeroes",
+                                d.stats.reads, d.stats.writes, d.stats.flushes, d.stats.discards,
+                                d.stats.write_zeroes)},
+      {"problems:", fmt::format("{} errors, {} timeouts, {} requeued, {} answers rejected",
+                                d.stats.errors, d.stats.timeouts, d.stats.requeued,
+                                d.stats.rejected)},
   });
 }
 
@@ -128,9 +201,26 @@ int main(int argc, char** argv) {
   auto* info_cmd = app.add_subcommand("info", "Describe one device");
   auto* create_cmd = app.add_subcommand("create", "Create a device (with no server attached)");
   auto* destroy_cmd = app.add_subcommand("destroy", "Destroy a device");
-  for (auto* sub : {version_cmd, list_cmd, info_cmd, create_cmd, destroy_cmd}) sub->fallthrough();
-
   std::string target_text;
+  auto* resize_cmd = app.add_subcommand("resize", "Grow or shrink a device while in use");
+  auto* set_cmd = app.add_subcommand("set", "Change a device's timeout or recovery policy");
+  for (auto* sub : {version_cmd, list_cmd, info_cmd, create_cmd, destroy_cmd, resize_cmd, set_cmd}) {
+    sub->fallthrough();
+  }
+  bool force = false;
+  destroy_cmd->add_flag("--force", force,
+                        "Destroy even while the disk is open or mounted: its I/O fails");
+  std::string new_size_text;
+  resize_cmd->add_option("name", target_text, "Device name")->required();
+  resize_cmd->add_option("size", new_size_text, "New size, e.g. 2G")->required();
+  std::string set_timeout_text, set_recovery_text, set_grace_text;
+  set_cmd->add_option("name", target_text, "Device name")->required();
+  set_cmd->add_option("--timeout", set_timeout_text, "Request timeout: e.g. 30s, 500ms, never");
+  set_cmd->add_option("--recovery", set_recovery_text,
+                      "When the server goes away: fail (its I/O) or wait (for a new server)");
+  set_cmd->add_option("--grace", set_grace_text,
+                      "With --recovery wait: how long to wait, e.g. 60s; never = forever");
+
   info_cmd->add_option("device", target_text, "Device name, or id if all digits")->required();
   destroy_cmd->add_option("device", target_text, "Device name, or id if all digits")->required();
 
@@ -149,6 +239,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   create_cmd->add_flag("--read-only", config.read_only, "Make the disk read-only");
   create_cmd->add_flag("--flush", config.flush, "The server implements flush and FUA");
+  create_cmd->add_flag("--discard", config.discard, "The server implements discard");
+  create_cmd->add_flag("--write-zeroes", config.write_zeroes, "The server implements write zeroes");
+  std::string timeout_text_in, recovery_text_in, grace_text_in;
+  create_cmd->add_option("--timeout", timeout_text_in, "Request timeout: e.g. 30s, 500ms, never");
+  create_cmd->add_option("--recovery", recovery_text_in, "fail (default) or wait");
+  create_cmd->add_option("--grace", grace_text_in, "With --recovery wait: e.g. 60s; never = forever");
 
   try {
     app.parse(argc, argv);
@@ -172,6 +268,12 @@ int main(int argc, char** argv) {
       }
       config.block_size = static_cast<std::uint32_t>(block_size);
       config.max_io_bytes = static_cast<std::uint32_t>(max_io);
+      if (!timeout_text_in.empty()) config.timeout_ms = parse_duration_ms(timeout_text_in);
+      if (!recovery_text_in.empty()) config.recovery = dblock::parse_recovery(recovery_text_in);
+      if (!grace_text_in.empty()) {
+        const std::uint32_t g = parse_duration_ms(grace_text_in);
+        config.grace_ms = g == dblock::kTimeoutNever ? 0 : g;
+      }
       dblock::validate(config);
     }
     const Target target = parse_target(target_text);
@@ -182,6 +284,9 @@ int main(int argc, char** argv) {
       std::vector<std::string> features;
       if (v.has(DBLOCK_FEAT_FLUSH)) features.emplace_back("flush");
       if (v.has(DBLOCK_FEAT_READ_ONLY)) features.emplace_back("read-only");
+      if (v.has(DBLOCK_FEAT_DISCARD)) features.emplace_back("discard");
+      if (v.has(DBLOCK_FEAT_RECOVERY)) features.emplace_back("recovery");
+      if (v.has(DBLOCK_FEAT_SET_PARAMS)) features.emplace_back("set-params");
       if (as_json) {
         print_json({{"abi_version", v.abi_version},
                     {"features", v.features},
@@ -211,8 +316,31 @@ int main(int argc, char** argv) {
         fmt::print("created device '{}' (id {}): its disk {} appears once a server attaches to {}\n",
                    d.config.name, d.id, d.disk_path(), d.channel_path());
       }
+    } else if (*resize_cmd) {
+      dblock::ControlDevice::Changes changes;
+      changes.size_bytes = dblock::parse_size(new_size_text);
+      ctl.change(target.text, changes);
+      const auto d = ctl.info(target.text);
+      as_json ? print_json(to_json(d))
+              : fmt::print("resized device '{}' to {} ({} bytes)\n", target.text,
+                           dblock::format_size(d.config.size_bytes), d.config.size_bytes);
+    } else if (*set_cmd) {
+      dblock::ControlDevice::Changes changes;
+      if (!set_timeout_text.empty()) changes.timeout_ms = parse_duration_ms(set_timeout_text);
+      if (!set_recovery_text.empty()) changes.recovery = dblock::parse_recovery(set_recovery_text);
+      if (!set_grace_text.empty()) {
+        if (!changes.recovery) throw std::invalid_argument("--grace goes with --recovery");
+        const std::uint32_t g = parse_duration_ms(set_grace_text);
+        changes.grace_ms = g == dblock::kTimeoutNever ? 0 : g;
+      }
+      if (!changes.timeout_ms && !changes.recovery) {
+        throw std::invalid_argument("nothing to set: give --timeout and/or --recovery");
+      }
+      ctl.change(target.text, changes);
+      const auto d = ctl.info(target.text);
+      as_json ? print_json(to_json(d)) : print_info(d);
     } else if (*destroy_cmd) {
-      target.is_id ? ctl.destroy(target.id) : ctl.destroy(target.text);
+      target.is_id ? ctl.destroy(target.id, force) : ctl.destroy(target.text, force);
       if (as_json) {
         print_json({{"destroyed", target.is_id ? json(target.id) : json(target.text)}});
       } else {

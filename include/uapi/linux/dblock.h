@@ -296,6 +296,11 @@ struct dblock_completion {
 
 /* dblock_serve.status */
 #define DBLOCK_SERVE_GONE	(1U << 0)	/* destroyed: no more requests */
+/*
+ * The device's size changed: read it with DBLOCK_IOC_GET_INFO before
+ * serving the requests of this batch.
+ */
+#define DBLOCK_SERVE_RESIZED	(1U << 1)
 
 /*
  * DBLOCK_IOC_SERVE: commit and fetch, one queue at a time per thread.

@@ -28,6 +28,20 @@ class Backend {
   // Whether flush() does anything, i.e. whether the device should be created
   // with DBLOCK_DEV_FLUSH (a volatile write cache).
   virtual bool supports_flush() const = 0;
+
+  // The range's data is no longer needed; it may read back as anything,
+  // though the library's backends return zeroes.  Called only on devices
+  // created with DBLOCK_DEV_DISCARD (see supports_discard()).
+  virtual void discard(std::uint64_t offset, std::uint64_t length);
+  // The range must read back as zeroes.  may_unmap: storage may be freed
+  // (else it must stay allocated).  The default writes zero buffers.
+  virtual void write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap);
+  virtual bool supports_discard() const { return false; }
+  virtual bool supports_write_zeroes() const { return false; }
+
+  // The device was resized (grown or shrunk) to new_size bytes.  The
+  // default refuses to grow past size() and accepts a shrink.
+  virtual void resize(std::uint64_t new_size);
 };
 
 }  // namespace dblock

@@ -3,6 +3,7 @@
 #define DBLOCK_CONTROL_DEVICE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,9 +28,19 @@ class ControlDevice {
   // The new device has no server yet: its disk appears once a Server runs.
   DeviceInfo create(const DeviceConfig& config);
 
-  // EBUSY while the disk is open or mounted.
-  void destroy(std::string_view name);
-  void destroy(std::uint32_t id);
+  // EBUSY while the disk is open or mounted, unless force: then its I/O
+  // fails and the disk goes away under its users.
+  void destroy(std::string_view name, bool force = false);
+  void destroy(std::uint32_t id, bool force = false);
+
+  // Changes a device that exists: each field that is set is applied.
+  struct Changes {
+    std::optional<std::uint64_t> size_bytes;  // online resize
+    std::optional<std::uint32_t> timeout_ms;  // 0: 30 s; kTimeoutNever
+    std::optional<Recovery> recovery;         // with grace_ms (0: forever)
+    std::uint32_t grace_ms = 0;
+  };
+  void change(std::string_view name, const Changes& changes);
 
   DeviceInfo info(std::string_view name) const;
   DeviceInfo info(std::uint32_t id) const;

@@ -12,6 +12,13 @@ namespace dblock {
 
 inline constexpr std::size_t kMaxNameLength = DBLOCK_NAME_MAX - 1;
 inline constexpr std::string_view kChannelDir = "/dev/dblock";
+inline constexpr std::uint32_t kTimeoutNever = DBLOCK_TIMEOUT_NEVER;
+
+// What happens to a device's I/O when its server goes away.
+enum class Recovery : std::uint8_t {
+  kFail = DBLOCK_RECOVERY_FAIL,  // fail it at once
+  kWait = DBLOCK_RECOVERY_WAIT,  // hold it for a new server (grace_ms)
+};
 
 // The shape of a device, as chosen by its creator (dblock_dev_config).
 // Thread-safety: plain value.
@@ -22,8 +29,19 @@ struct DeviceConfig {
   std::uint32_t max_io_bytes = 256 * 1024;
   std::uint16_t queues = 1;
   std::uint16_t queue_depth = 64;
-  bool flush = false;      // DBLOCK_DEV_FLUSH: the server handles flush and FUA
-  bool read_only = false;  // DBLOCK_DEV_READ_ONLY
+  bool flush = false;         // DBLOCK_DEV_FLUSH: the server handles flush and FUA
+  bool read_only = false;     // DBLOCK_DEV_READ_ONLY
+  bool discard = false;       // DBLOCK_DEV_DISCARD
+  bool write_zeroes = false;  // DBLOCK_DEV_WRITE_ZEROES
+  // Zero means the kernel's default for each of these (see <linux/dblock.h>).
+  std::uint32_t physical_block_size = 0;
+  std::uint32_t io_opt_bytes = 0;
+  std::uint32_t discard_granularity = 0;
+  std::uint32_t max_discard_bytes = 0;
+  std::uint32_t max_write_zeroes_bytes = 0;
+  std::uint32_t timeout_ms = 0;  // 0: 30 s; kTimeoutNever: never
+  Recovery recovery = Recovery::kFail;
+  std::uint32_t grace_ms = 0;  // with Recovery::kWait; 0: forever
 
   bool operator==(const DeviceConfig&) const = default;
 };
@@ -32,6 +50,14 @@ enum class DeviceState : std::uint32_t {
   kCreated = DBLOCK_STATE_CREATED,
   kLive = DBLOCK_STATE_LIVE,
   kDead = DBLOCK_STATE_DEAD,
+};
+
+// Request counters of a device (dblock_dev_stats).
+// Thread-safety: plain value.
+struct DeviceStats {
+  std::uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0;
+  std::uint64_t errors = 0, timeouts = 0, requeued = 0, rejected = 0;
+  bool operator==(const DeviceStats&) const = default;
 };
 
 // What the kernel says about an existing device (dblock_dev_info).
@@ -44,6 +70,7 @@ struct DeviceInfo {
   std::uint32_t buffer_bytes = 0;
   std::uint32_t disk_major = 0;
   std::uint32_t disk_minor = 0;
+  DeviceStats stats;
 
   std::string disk_path() const;     // /dev/<name>
   std::string channel_path() const;  // /dev/dblock/<id>
@@ -62,6 +89,10 @@ struct ModuleVersion {
 
 // "created", "live", "dead", or "unknown(N)" for a state this code predates.
 std::string to_string(DeviceState state);
+// "fail" or "wait".
+std::string to_string(Recovery recovery);
+// Parses "fail" or "wait"; throws std::invalid_argument otherwise.
+Recovery parse_recovery(std::string_view text);
 
 // Throw std::invalid_argument naming the offending field, so that users get
 // a precise message instead of the kernel's bare EINVAL.

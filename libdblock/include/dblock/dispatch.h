@@ -4,6 +4,7 @@
 
 #include <linux/dblock.h>
 
+#include <atomic>
 #include <cstddef>
 #include <span>
 
@@ -27,11 +28,14 @@ class Dispatcher {
   // buffer is answered -EIO without touching either.
   dblock_completion handle(const dblock_request& request, std::span<std::byte> buffer) const;
 
+  // The device was resized: requests are checked against the new size.
+  void set_size(std::uint64_t size_bytes) { size_bytes_ = size_bytes; }
+
  private:
   int execute(const dblock_request& request, std::span<std::byte> buffer) const;
-
   Backend& backend_;
   const DeviceConfig& config_;
+  std::atomic<std::uint64_t> size_bytes_;
 };
 
 }  // namespace dblock

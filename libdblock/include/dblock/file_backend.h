@@ -3,7 +3,9 @@
 #define DBLOCK_FILE_BACKEND_H_
 
 #include <cstdint>
+#include <atomic>
 #include <string>
+#include <string_view>
 
 #include "dblock/backend.h"
 #include "dblock/unique_fd.h"
@@ -18,19 +20,32 @@ class FileBackend final : public Backend {
  public:
   explicit FileBackend(std::string path, bool read_only = false);
 
-  std::uint64_t size() const override { return size_; }
+  std::uint64_t size() const override { return size_.load(); }
   void read(std::uint64_t offset, std::span<std::byte> out) override;
   void write(std::uint64_t offset, std::span<const std::byte> data, bool fua) override;
   void flush() override;
   bool supports_flush() const override { return true; }
+  // Regular files: fallocate() punches holes (discard, or zeroes that may
+  // be unmapped) or zeroes a range keeping it allocated.  Block devices:
+  // BLKDISCARD and BLKZEROOUT.
+  void discard(std::uint64_t offset, std::uint64_t length) override;
+  void write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) override;
+  bool supports_discard() const override { return true; }
+  bool supports_write_zeroes() const override { return true; }
+  // A regular file is truncated or extended; a block device cannot grow.
+  void resize(std::uint64_t new_size) override;
 
   const std::string& path() const { return path_; }
 
  private:
+  void fallocate_range(int mode, std::uint64_t offset, std::uint64_t length,
+                       std::string_view what);
+
   std::string path_;
   bool read_only_;
   UniqueFd fd_;
-  std::uint64_t size_ = 0;
+  bool is_block_device_ = false;
+  std::atomic<std::uint64_t> size_{0};
 };
 
 }  // namespace dblock

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <atomic>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -24,13 +25,20 @@ class RamBackend final : public Backend {
 
   explicit RamBackend(std::uint64_t size_bytes);
 
-  std::uint64_t size() const override { return size_; }
+  std::uint64_t size() const override { return size_.load(); }
   void read(std::uint64_t offset, std::span<std::byte> out) override;
   void write(std::uint64_t offset, std::span<const std::byte> data, bool fua) override;
   void flush() override {}
   // Memory has nothing to flush, but accepting flushes lets the sample
   // exercise that path of the protocol.
   bool supports_flush() const override { return true; }
+  // Discarded and zeroed chunks that are wholly covered are freed.
+  void discard(std::uint64_t offset, std::uint64_t length) override;
+  void write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) override;
+  bool supports_discard() const override { return true; }
+  bool supports_write_zeroes() const override { return true; }
+  // Growing costs nothing until written; shrinking frees what is cut off.
+  void resize(std::uint64_t new_size) override;
 
   std::uint64_t allocated_bytes() const;
 
@@ -40,11 +48,14 @@ class RamBackend final : public Backend {
     std::byte data[kChunkBytes]{};
   };
 
-  Chunk* find_chunk(std::uint64_t index, bool create);
-
-  const std::uint64_t size_;
+  // A chunk stays alive while a reader or writer holds it, even if a
+  // concurrent discard drops it from the table.
+  std::shared_ptr<Chunk> find_chunk(std::uint64_t index, bool create);
+  // Zeroes [offset, offset + length), freeing whole chunks if may_free.
+  void zero_range(std::uint64_t offset, std::uint64_t length, bool may_free);
+  std::atomic<std::uint64_t> size_;
   mutable std::shared_mutex table_mu_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Chunk>> chunks_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Chunk>> chunks_;
 };
 
 }  // namespace dblock

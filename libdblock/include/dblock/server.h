@@ -58,6 +58,7 @@ class Server {
  private:
   void serve_queue(std::uint16_t queue);
   void start_device(const StartedCallback& on_started);
+  void apply_resize();
   void thread_finished(std::exception_ptr error);
   std::string context() const;
 
@@ -65,7 +66,10 @@ class Server {
   std::string channel_path_;
   UniqueFd channel_;
   std::vector<Mapping> buffers_;
+  Backend& backend_;
   Dispatcher dispatcher_;
+  std::mutex resize_mu_;
+  std::uint64_t current_size_ = 0;  // guarded by resize_mu_
 
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> rejected_{0};
