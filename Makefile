@@ -5,13 +5,17 @@
 #   make demo          the main job: a QEMU guest serves and mounts a ramdisk
 #   make check         every test: unit tests, then guest tests on 6.1 and 6.12
 #   make bench         the side-by-side benchmark (not a test)
+#   make install       libdblock (static, shared), headers, pkg-config and CMake files,
+#                      tools, man pages, udev rule, systemd unit: PREFIX=/usr/local, DESTDIR
+#   make dkms-install  dblock.ko through DKMS (root), for KVER="..." (default: running kernel)
+#   make dkms-uninstall
 # The Kbuild file beside this one is what the kernel's build reads.
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 BUILD_DIR ?= build
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all module userspace probes demo check bench clean
+.PHONY: all module userspace probes demo check bench clean install uninstall dkms-install dkms-uninstall
 
 all: module userspace
 
@@ -43,3 +47,34 @@ bench:
 clean:
 	-[ -f "$(KDIR)/Makefile" ] && $(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean
 	rm -rf "$(BUILD_DIR)" kernel/dblock_probes.h
+
+# Installation; see docs/install.md.  CMAKE_ARGS: more cmake options.
+PREFIX ?= /usr/local
+install:
+	cmake -S . -B "$(BUILD_DIR)" -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) -DCMAKE_INSTALL_PREFIX="$(PREFIX)" $(CMAKE_ARGS)
+	cmake --build "$(BUILD_DIR)" -j "$$(nproc)"
+	DESTDIR="$(DESTDIR)" cmake --install "$(BUILD_DIR)"
+
+uninstall:
+	@[ -f "$(BUILD_DIR)/install_manifest.txt" ] || { echo "error: nothing installed from $(BUILD_DIR)" >&2; exit 1; }
+	sed 's|^|$(DESTDIR)|' "$(BUILD_DIR)/install_manifest.txt" | xargs -r -d '\n' rm -f --
+
+DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+DKMS_SRC = /usr/src/dblock-$(DKMS_VERSION)
+DKMS_KERNELS = $(foreach k,$(KVER),-k $(k))
+dkms-install:
+	@command -v dkms >/dev/null || { echo "error: dkms is not installed (Debian/Ubuntu: sudo apt install dkms; Fedora: sudo dnf install dkms)" >&2; exit 1; }
+	rm -rf "$(DKMS_SRC)"
+	mkdir -p "$(DKMS_SRC)/kernel/probes" "$(DKMS_SRC)/include/uapi/linux"
+	cp Makefile Kbuild dkms.conf "$(DKMS_SRC)/"
+	cp kernel/*.[ch] "$(DKMS_SRC)/kernel/"
+	rm -f "$(DKMS_SRC)/kernel/dblock_probes.h"
+	cp kernel/probes/*.c kernel/probes/run-probes.sh "$(DKMS_SRC)/kernel/probes/"
+	cp include/uapi/linux/dblock.h "$(DKMS_SRC)/include/uapi/linux/"
+	dkms status -m dblock -v $(DKMS_VERSION) | grep -q . || dkms add -m dblock -v $(DKMS_VERSION)
+	dkms build --force -m dblock -v $(DKMS_VERSION) $(DKMS_KERNELS)
+	dkms install --force -m dblock -v $(DKMS_VERSION) $(DKMS_KERNELS)
+
+dkms-uninstall:
+	-dkms remove -m dblock -v $(DKMS_VERSION) --all
+	rm -rf "$(DKMS_SRC)"

@@ -9,6 +9,7 @@
 #include <linux/ctype.h>
 #include <linux/fs.h>
 #include <linux/log2.h>
+#include <linux/math64.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -37,7 +38,11 @@ static bool dblock_name_valid(const char *name)
 
 static bool dblock_size_valid(u64 size, u32 lbs)
 {
-	return size && !(size % lbs) && size <= MAX_LFS_FILESIZE;
+	u32 rem;
+
+	/* div_u64_rem(): a plain 64-bit % needs libgcc on 32-bit kernels. */
+	div_u64_rem(size, lbs, &rem);
+	return size && !rem && size <= MAX_LFS_FILESIZE;
 }
 
 /* 0 picks @dflt; otherwise a multiple of @unit no larger than @max. */

@@ -8,9 +8,11 @@ PACKAGES=(
   build-essential cmake g++ pkg-config
   libgtest-dev libgmock-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   qemu-system-x86 busybox-static fio e2fsprogs kmod cpio xz-utils util-linux
-  iproute2 procps coreutils
+  iproute2 procps coreutils xfsprogs btrfs-progs fdisk
+  gcc-multilib g++-multilib linux-source-6.12
   linux-headers-amd64 linux-headers-6.12-amd64
   shellcheck
+  ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev rbd-nbd
   "$@"
 )
 

@@ -4,7 +4,10 @@
 #   2. kernel style: W=1 builds against each guest kernel, checkpatch;
 #   3. the guest suite (tests/guest/cases) in a QEMU guest per kernel.
 # Ends with one line "N passed, N failed" over all of them.
-# DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12").
+# DBLOCK_RBD=0 leaves out the Ceph guests, DBLOCK_INSTALL_TEST=0 the
+# installed-package build (case 60 then reports itself skipped).
+# DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12"); DBLOCK_ARCHES the
+# foreign architectures (default "arm64"; "arm64 armhf i386"; "" for none).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
@@ -33,6 +36,13 @@ section "build userspace"
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 cmake --build "$top/build" -j "$(nproc)" || exit 1
 
+section "build 32-bit userspace (for the 32-bit-on-64-bit guest case)"
+# Debian's multilib has no 32-bit kernel headers; x86's are shared by both.
+cmake -S "$top" -B "$top/build-m32" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDBLOCK_BUILD_TESTS=OFF \
+	-DCMAKE_CXX_FLAGS="-m32 -idirafter /usr/include/x86_64-linux-gnu" >/dev/null || exit 1
+cmake --build "$top/build-m32" -j "$(nproc)" --target dblock_sample_ramdisk dblockctl dblock-serve ||
+	exit 1
+
 section "unit tests"
 log=$(mktemp)
 ctest --test-dir "$top/build" --output-on-failure 2>&1 | tee "$log"
@@ -58,6 +68,11 @@ case $top in
 	;;
 esac
 
+section "installed package (make install, out-of-tree consumers)"
+if [ "${DBLOCK_INSTALL_TEST:-1}" = 1 ] && [ -x "$top/tests/install/run.sh" ]; then
+	"$top/tests/install/run.sh" --no-guest >"$log" 2>&1 || { tail -30 "$log"; total_failed=$((total_failed + 1)); }
+fi
+
 for line in $kernels; do
 	section "guest suite on $line"
 	"$top/vm/prepare-kernels.sh" "$line" || { total_failed=$((total_failed + 1)); continue; }
@@ -68,9 +83,55 @@ for line in $kernels; do
 		total_failed=$((total_failed + 1))
 		continue
 	fi
-	"$top/vm/run-guest.sh" --kernel "$line" --timeout "${DBLOCK_GUEST_TIMEOUT:-2400}" -- \
-		"$src/tests/guest/run-suite.sh" 2>&1 | tee "$log"
+	# The Ceph cases need a bigger guest of their own; the others share one.
+	cases=() rbd_cases=()
+	for c in "$src"/tests/guest/cases/*.sh; do
+		case $(basename "$c") in
+		7[0-9]-*) rbd_cases+=("$c") ;;
+		*) cases+=("$c") ;;
+		esac
+	done
+	"$top/vm/run-guest.sh" --kernel "$line" --timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
+		"$src/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
 	add_counts "$log"
+	if [ "${DBLOCK_RBD:-1}" = 1 ] && [ ${#rbd_cases[@]} -gt 0 ]; then
+		section "Ceph RBD guest suite on $line"
+		"$top/vm/run-guest.sh" --kernel "$line" --mem 4096 \
+			--timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
+			env DBLOCK_CASE_TIMEOUT=1200 "$src/tests/guest/run-suite.sh" "${rbd_cases[@]}" 2>&1 |
+			tee "$log"
+		add_counts "$log"
+	fi
+done
+
+# Foreign architectures (vm/prepare-foreign.sh, scripts/cross-build.sh): the module
+# cross-built with W=1 (a warning fails), static cross-built tools, and a guest of that
+# architecture running the cases below. DBLOCK_ARCHES selects them (default arm64;
+# "arm64 armhf i386" for all); DBLOCK_ARCH_KERNELS_<arch> the kernel lines (arm64:
+# "6.1 6.12", others "6.1"). Case 45 (>4 GiB offsets) matters most on the 32-bit ones.
+for arch in ${DBLOCK_ARCHES-arm64}; do
+	section "cross build and guest suite on $arch"
+	lines_var=DBLOCK_ARCH_KERNELS_$arch
+	case $arch in
+	arm64) lines=${!lines_var:-6.1 6.12} ;;
+	*) lines=${!lines_var:-6.1} ;;
+	esac
+	arch_cases="10-kernel-abi 20-seed-flow 40-fio-verify 45-large-offsets"
+	# shellcheck disable=SC2086 # lines is a list
+	if ! "$top/scripts/cross-build.sh" "$arch" $lines >"$log" 2>&1; then
+		tail -n 40 "$log"
+		total_failed=$((total_failed + 1))
+		continue
+	fi
+	grep '^cross-build:' "$log"
+	for line in $lines; do
+		section "guest suite on $arch $line"
+		# shellcheck disable=SC2046 # one argument per case
+		"$top/vm/run-foreign-guest.sh" --arch "$arch" --kernel "$line" --src "$src" \
+			--timeout "${DBLOCK_GUEST_TIMEOUT:-2400}" -- "$src/tests/guest/run-suite.sh" \
+			$(for c in $arch_cases; do echo "$src/tests/guest/cases/$c.sh"; done) 2>&1 | tee "$log"
+		add_counts "$log"
+	done
 done
 rm -f "$log"
 

@@ -3,6 +3,7 @@
 # runs the job that run-guest.sh left in the OUT share, writes its exit code and the
 # guest's dmesg back there, and powers off. Parameters come from the kernel command line:
 #   dblockvm_out=HOSTPATH  dblockvm_moddir=HOSTPATH  (no spaces)
+#   dblockvm_src=HOSTPATH  (optional: 9p share "src" mounted there, read-only)
 # A failure here leaves no rc file: run-guest.sh reports it as a guest failure.
 export PATH=/bin
 R=/newroot
@@ -18,6 +19,7 @@ for arg in $(cat /proc/cmdline); do
   case $arg in
     dblockvm_out=*) OUT=${arg#*=} ;;
     dblockvm_moddir=*) MODDIR=${arg#*=} ;;
+    dblockvm_src=*) SRC=${arg#*=} ;;
   esac
 done
 if [ -z "$OUT" ] || [ -z "$MODDIR" ]; then fail "dblockvm_out/dblockvm_moddir missing on cmdline"; fi
@@ -49,6 +51,11 @@ mount --bind "$R${MODDIR%/*}" "$R/usr/lib/modules" || fail "bind modules"
 # OUT may sit under the host's /tmp, which is the fresh tmpfs here.
 mkdir -p "$R$OUT" 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out "$R$OUT" || fail "mount out share"
+# Foreign guests (vm/run-foreign-guest.sh): the checkout, read-only, at its host path.
+if [ -n "$SRC" ]; then
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose src "$R$SRC" ||
+    fail "mount src share at $SRC"
+fi
 
 ip link set lo up
 hostname dblock-guest

@@ -2,7 +2,9 @@
 # Fetch and unpack the Debian guest kernels (6.1 and 6.12 lines), build their initramfs,
 # and install the matching headers. Versions are resolved from the meta packages at run
 # time. Cached: a second run only re-resolves versions and checks stamps.
-#   usage: vm/prepare-kernels.sh [6.1] [6.12]      (default: both)
+#   usage: vm/prepare-kernels.sh [6.1] [6.12] [debug]    (default: 6.1 and 6.12)
+#   "debug" is a 6.12 kernel built here with KASAN, lockdep, kmemleak etc. (all built
+#   in; vm/build-debug-kernel.sh: an hour or more the first time, then cached).
 #   env:   DBLOCK_VM_CACHE (default /var/cache/dblock-vm)
 # Writes $DBLOCK_VM_CACHE/<line>.env with KVER, VMLINUZ, INITRD, MODDIR, KDIR.
 set -euo pipefail
@@ -61,9 +63,10 @@ ensure_installed() {
 prepare_line() {
   local line=$1 meta_img meta_hdr
   case $line in
+    debug) prepare_debug; return ;;
     6.1) meta_img=linux-image-amd64 meta_hdr=linux-headers-amd64 ;;
     6.12) meta_img=linux-image-6.12-amd64 meta_hdr=linux-headers-6.12-amd64 ;;
-    *) die "unknown kernel line '$line' (want 6.1 or 6.12)" ;;
+    *) die "unknown kernel line '$line' (want 6.1, 6.12 or debug)" ;;
   esac
 
   local metas img_pkg kver hdr_pkg
@@ -127,8 +130,37 @@ ENV
   cat "$CACHE/$line.env"
 }
 
+# The debug kernel: built from source (cached), everything the initramfs needs built in.
+prepare_debug() {
+  local built kver root kdir
+  built=$("$HERE/build-debug-kernel.sh") || die "debug kernel build failed"
+  kver=$(sed -n 's/^KVER=//p' <<<"$built")
+  root=$(sed -n 's/^ROOT=//p' <<<"$built")
+  kdir=$(sed -n 's/^KDIR=//p' <<<"$built")
+  [[ -n $kver && -f $root/boot/vmlinuz-$kver && -f $kdir/Makefile ]] ||
+    die "build-debug-kernel.sh gave no usable kernel: $built"
+  local dir=${root%/root} initrd_sum
+  local initrd=$dir/initrd.img
+  initrd_sum=$(cat "$HERE/guest-init.sh" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+  if [[ ! -f $initrd || $(cat "$dir/initrd.sum" 2>/dev/null) != "$initrd_sum" ]]; then
+    log "debug: building initramfs"
+    build_initrd "$root" "$kver" "$initrd.$$" none
+    mv "$initrd.$$" "$initrd"
+    echo "$initrd_sum" >"$dir/initrd.sum"
+  fi
+  cat >"$CACHE/debug.env" <<ENV
+KVER=$kver
+VMLINUZ=$root/boot/vmlinuz-$kver
+INITRD=$initrd
+MODDIR=$root/lib/modules/$kver
+KDIR=$kdir
+ENV
+  cat "$CACHE/debug.env"
+}
+
+# build_initrd ROOT KVER OUT [none]: "none" for a kernel with virtio/9p built in.
 build_initrd() {
-  local root=$1 kver=$2 out=$3 stage ko
+  local root=$1 kver=$2 out=$3 mods=${4:-} stage ko
   stage=$(mktemp -d)
   mkdir -p "$stage"/{bin,proc,sys,dev,modules,newroot}
   cp /bin/busybox "$stage/bin/busybox"
@@ -142,6 +174,8 @@ build_initrd() {
   mkdir -p "$stage/sbin"
   printf '#!/bin/sh\nexec /bin/chroot /newroot /sbin/modprobe "$@"\n' >"$stage/sbin/modprobe"
   chmod 755 "$stage/sbin/modprobe"
+  : >"$stage/modules/order"
+  [[ $mods == none ]] ||
   modprobe -d "$root" -S "$kver" --show-depends -a "${INITRD_MODULES[@]}" |
     awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
     local name
@@ -154,7 +188,7 @@ build_initrd() {
     esac
     echo "$name" >>"$stage/modules/order"
   done
-  [[ -s $stage/modules/order ]] || die "no initramfs modules found for $kver"
+  [[ $mods == none || -s $stage/modules/order ]] || die "no initramfs modules found for $kver"
   (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
   rm -rf "$stage"
 }

@@ -1,0 +1,372 @@
+#!/bin/bash
+# Runs in the QEMU guest (started by bench/run-bench.sh): fio on the reference
+# block devices and on dblock, all in one boot, then the memory, scale and
+# profile measurements. Raw results go to $DBLOCK_OUT/raw/; bench/report.py
+# turns them into tables and a chart on the host.
+#   usage: guest-bench.sh BINDIR KO RUNTIME RAMP QUICK(0|1) [ONLY-TARGETS]
+# CPU placement (2 vCPUs, see shared notes/vm-testing.md):
+#   1-job fio: fio (parent and job) pinned to CPU 1; every userspace server
+#     thread (dblock server, nbdkit) pinned to CPU 0; blk-mq maps CPU 1 to the
+#     last hardware queue, so with 2 queues fio submits to queue 1 only.
+#   2-job fio: jobs split over CPUs 0 and 1; servers left to the scheduler
+#     (affinity 0-1). Where each server thread ran is sampled after every job.
+set -uo pipefail
+
+BIN=$1 KO=$2 RUNTIME=$3 RAMP=$4 QUICK=$5 ONLY=${6:-}
+RAW=$DBLOCK_OUT/raw
+mkdir -p "$RAW/fio" "$RAW/threads" "$RAW/profile" "$RAW/mem"
+SIZE_MB=256
+FIO_CPU=1 SERVER_CPU=0
+CTL=$BIN/dblockctl
+SAMPLE=$BIN/dblock_sample_ramdisk
+SERVE=$BIN/dblock-serve
+
+log() { echo "bench: [$(cut -d' ' -f1 /proc/uptime)s] $*" >&2; }
+note() { echo "$*" >>"$RAW/notes.txt"; }
+
+# name fio-options... (name = JOB id used in file names and the report)
+JOBS=(
+  "rr4k_qd1 --rw=randread --bs=4k --iodepth=1 --numjobs=1"
+  "rr4k_qd32 --rw=randread --bs=4k --iodepth=32 --numjobs=1"
+  "rw4k_qd32 --rw=randwrite --bs=4k --iodepth=32 --numjobs=1"
+  "sr1m_qd8 --rw=read --bs=1M --iodepth=8 --numjobs=1"
+  "sw1m_qd8 --rw=write --bs=1M --iodepth=8 --numjobs=1"
+  "rr4k_qd32_2j --rw=randread --bs=4k --iodepth=32 --numjobs=2"
+)
+
+want() { [[ -z $ONLY ]] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+# Per-thread counters of process $1 (all its threads): tid comm vcsw nvcsw utime stime cpu migrations
+thread_snapshot() {
+  local pid=$1 t
+  for t in /proc/"$pid"/task/*; do
+    [[ -r $t/stat ]] || continue
+    local st comm rest vcs nvcs mig
+    st=$(<"$t/stat") || continue
+    comm=${st#*(}; comm=${comm%%)*}; comm=${comm// /_}
+    rest=${st##*) }
+    read -r -a f <<<"$rest"
+    vcs=$(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status")
+    nvcs=$(awk '/^nonvoluntary_ctxt_switches/{print $2}' "$t/status")
+    mig=$(awk '/nr_migrations/{print $3; exit}' "$t/sched" 2>/dev/null)
+    # after "pid (comm) ": f[0]=state ... utime=f[11] stime=f[12] processor=f[36]
+    echo "${t##*/} $comm $vcs $nvcs ${f[11]} ${f[12]} ${f[36]} ${mig:-0}"
+  done
+}
+
+cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
+
+# run_fio TARGET DEV [SERVER_PID]: every job in JOBS on DEV.
+run_fio() {
+  local target=$1 dev=$2 spid=${3:-} job name opts out pin
+  for job in "${JOBS[@]}"; do
+    name=${job%% *} opts=${job#* }
+    out=$RAW/fio/$target@$name
+    if [[ $opts == *numjobs=2* ]]; then
+      pin=(taskset -c 0-1) ; opts+=" --cpus_allowed=0-1 --cpus_allowed_policy=split"
+      [[ -n $spid ]] && taskset -a -p -c 0-1 "$spid" >/dev/null
+    else
+      pin=(taskset -c "$FIO_CPU") ; opts+=" --cpus_allowed=$FIO_CPU"
+      [[ -n $spid ]] && taskset -a -p -c "${SERVER_PIN:-$SERVER_CPU}" "$spid" >/dev/null
+    fi
+    [[ -n $spid ]] && thread_snapshot "$spid" >"$out.threads-before"
+    cpu_snapshot >"$out.cpu-before"
+    # shellcheck disable=SC2086
+    "${pin[@]}" fio --name="$name" --filename="$dev" --ioengine=libaio --direct=1 \
+      --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --size=${SIZE_MB}M \
+      --norandommap --randrepeat=0 --group_reporting --output-format=json \
+      $opts >"$out.json" 2>"$out.err"
+    local rc=$?
+    cpu_snapshot >"$out.cpu-after"
+    [[ -n $spid ]] && thread_snapshot "$spid" >"$out.threads-after"
+    if ((rc)); then
+      log "$target $name: fio failed ($rc): $(head -c 300 "$out.err")"
+    else
+      log "$target $name: $(sed -n 's/.*"iops" : \([0-9.]*\),.*/\1/p' "$out.json" | head -2 | tr '\n' ' ')IOPS(r w)"
+    fi
+  done
+}
+
+prefill() { dd if=/dev/zero of="$1" bs=1M count=$SIZE_MB oflag=direct status=none || log "prefill $1 failed"; }
+
+wait_blk() {
+  local dev=$1 pid=${2:-} deadline=$((SECONDS + 30))
+  until [[ -b $dev ]] && blockdev --getsize64 "$dev" >/dev/null 2>&1 && (($(blockdev --getsize64 "$dev") > 0)); do
+    [[ -z $pid ]] || kill -0 "$pid" 2>/dev/null || return 1
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# start_dblock NAME BACKEND QUEUES: sets DPID (server pid).
+start_dblock() {
+  local name=$1 backend=$2 queues=$3
+  case $backend in
+    ram) "$SAMPLE" --name "$name" --size ${SIZE_MB}M --queues "$queues" --depth 64 --max-io 1M \
+           >"$RAW/$name.server.log" 2>&1 & ;;
+    null) "$SERVE" "$name" --backend null --size ${SIZE_MB}M --queues "$queues" --depth 64 --max-io 1M \
+           >"$RAW/$name.server.log" 2>&1 & ;;
+    file) truncate -s ${SIZE_MB}M /tmp/dblock-file.img
+          "$SERVE" "$name" --backend file:/tmp/dblock-file.img --size ${SIZE_MB}M --queues "$queues" \
+           --depth 64 --max-io 1M >"$RAW/$name.server.log" 2>&1 & ;;
+  esac
+  DPID=$!
+  if ! wait_blk "/dev/$name" "$DPID"; then
+    log "dblock $name ($backend) did not come up: $(tail -3 "$RAW/$name.server.log")"
+    kill "$DPID" 2>/dev/null; "$CTL" destroy "$name" >/dev/null 2>&1
+    return 1
+  fi
+}
+
+stop_dblock() {
+  local name=$1 pid=$2 i
+  "$CTL" destroy "$name" >/dev/null 2>&1 || log "destroy $name failed"
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { log "server of $name still running, killing"; kill -9 "$pid"; }
+  wait "$pid" 2>/dev/null
+  rm -f /tmp/dblock-file.img
+}
+
+serve_available() { [[ -x $SERVE ]]; }
+
+# ---------------------------------------------------------------- setup
+log "kernel $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/{print $2/1024 " MiB"}' /proc/meminfo)"
+{
+  echo "kernel=$(uname -r)"
+  echo "vcpus=$(nproc)"
+  echo "mem_mib=$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
+  echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+  echo "runtime=$RUNTIME ramp=$RAMP quick=$QUICK"
+  echo "fio=$(fio --version)"
+  echo "dblock_serve=$(serve_available && echo yes || echo no)"
+} >"$RAW/guest.env"
+insmod "$KO" || { log "insmod $KO failed"; exit 1; }
+for _ in $(seq 50); do [[ -c /dev/dblockctl ]] && break; sleep 0.1; done
+
+# Sanity: a module and binaries built from a tree in the middle of an edit
+# may not agree. If a small RAM device cannot write and read back, skip dblock.
+DBLOCK_OK=1
+if start_dblock dbsanity ram 1; then
+  head -c 1M /dev/urandom >/tmp/sanity.bin
+  if ! dd if=/tmp/sanity.bin of=/dev/dbsanity bs=1M oflag=direct status=none ||
+     ! cmp <(dd if=/dev/dbsanity bs=1M count=1 iflag=direct status=none) /tmp/sanity.bin; then
+    DBLOCK_OK=0
+  fi
+  stop_dblock dbsanity "$DPID"
+else
+  DBLOCK_OK=0
+fi
+if ((!DBLOCK_OK)); then
+  note "dblock sanity check FAILED (write+read back of 1 MiB): every dblock measurement skipped; check that dblock.ko and the binaries come from one tree state"
+  log "dblock sanity check failed: skipping every dblock measurement"
+  dmesg | tail -20 >"$RAW/sanity-dmesg.txt"
+fi
+want() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]] && { ((DBLOCK_OK)) || [[ $1 == brd || $1 == null_blk || $1 == loop || $1 == nbd ]]; }; }
+
+# ---------------------------------------------------------------- references
+if want brd; then
+  modprobe brd rd_nr=1 rd_size=$((SIZE_MB * 1024)) max_part=0
+  prefill /dev/ram0
+  run_fio brd /dev/ram0
+  rmmod brd
+fi
+
+if want null_blk; then
+  # irqmode=0: completes in the submitter's context (the fastest kernel path).
+  modprobe null_blk nr_devices=1 queue_mode=2 irqmode=0 submit_queues=2 hw_queue_depth=64 gb=1 bs=4096
+  wait_blk /dev/nullb0
+  run_fio null_blk /dev/nullb0
+  rmmod null_blk
+fi
+
+if want loop; then
+  truncate -s ${SIZE_MB}M /tmp/loop.img
+  modprobe loop
+  dev=$(losetup --find --show /tmp/loop.img)
+  prefill "$dev"
+  run_fio loop "$dev"
+  losetup -d "$dev"; rm -f /tmp/loop.img
+fi
+
+if want nbd; then
+  modprobe nbd nbds_max=1
+  taskset -c $SERVER_CPU nbdkit -U /tmp/nbd.sock -P /tmp/nbdkit.pid memory ${SIZE_MB}M
+  for _ in $(seq 50); do [[ -S /tmp/nbd.sock && -s /tmp/nbdkit.pid ]] && break; sleep 0.1; done
+  npid=$(cat /tmp/nbdkit.pid)
+  if nbd-client -unix /tmp/nbd.sock /dev/nbd0 -b 4096 >"$RAW/nbd-client.log" 2>&1 && wait_blk /dev/nbd0; then
+    prefill /dev/nbd0
+    run_fio nbd /dev/nbd0 "$npid"
+    nbd-client -d /dev/nbd0 >/dev/null 2>&1
+  else
+    log "nbd-client failed: $(cat "$RAW/nbd-client.log")"
+  fi
+  kill "$npid"; sleep 0.5; rmmod nbd
+fi
+
+# ---------------------------------------------------------------- dblock
+for backend in null ram file; do
+  for q in 1 2; do
+    target=dblock-$backend-${q}q
+    want "$target" || continue
+    if [[ $backend != ram ]] && ! serve_available; then
+      note "$target: skipped: $SERVE does not exist yet"
+      log "$target skipped (no dblock-serve)"
+      continue
+    fi
+    name=db${backend}${q}
+    start_dblock "$name" "$backend" "$q" || { note "$target: server failed to start"; continue; }
+    [[ $backend == null ]] || prefill "/dev/$name"
+    run_fio "$target" "/dev/$name" "$DPID"
+    cp "/sys/block/$name/mq/0/cpu_list" "$RAW/threads/$target.mq0" 2>/dev/null
+    [[ $q == 2 ]] && cp "/sys/block/$name/mq/1/cpu_list" "$RAW/threads/$target.mq1" 2>/dev/null
+    stop_dblock "$name" "$DPID"
+  done
+done
+
+# Placement sensitivity: the same RAM device with its server pinned to fio's CPU.
+if want dblock-ram-1q-coloc; then
+  if start_dblock dbcol ram 1; then
+    prefill /dev/dbcol
+    saved=("${JOBS[@]}")
+    JOBS=("${saved[0]}" "${saved[1]}")
+    SERVER_PIN=$FIO_CPU run_fio dblock-ram-1q-coloc /dev/dbcol "$DPID"
+    JOBS=("${saved[@]}")
+    stop_dblock dbcol "$DPID"
+  fi
+fi
+
+# ---------------------------------------------------------------- interleaved
+# Host load drifts during a long run, which skews ratios of runs minutes
+# apart. Here the references and dblock live side by side and take turns,
+# job by job, for several rounds: the report gives the median ratio per job.
+if want interleaved; then
+  IROUNDS=3 IRUN=$(((RUNTIME + 1) / 2))
+  ((IRUN < 2)) && IRUN=2
+  mkdir -p "$RAW/inter"
+  modprobe brd rd_nr=1 rd_size=$((SIZE_MB * 1024)) max_part=0
+  modprobe null_blk nr_devices=1 queue_mode=2 irqmode=0 submit_queues=2 hw_queue_depth=64 gb=1 bs=4096
+  prefill /dev/ram0
+  ok=1
+  start_dblock dbiram ram 1 && ram_pid=$DPID || ok=0
+  if serve_available; then start_dblock dbinull null 1 && null_pid=$DPID || ok=0; fi
+  [[ -n ${ram_pid:-} ]] && prefill /dev/dbiram
+  for pid in ${ram_pid:-} ${null_pid:-}; do taskset -a -p -c $SERVER_CPU "$pid" >/dev/null; done
+  ((ok)) || log "interleaved: a dblock server did not start"
+  for ((r = 1; r <= IROUNDS; r++)); do
+    for spec in "rr4k_qd1 --rw=randread --bs=4k --iodepth=1" "rr4k_qd32 --rw=randread --bs=4k --iodepth=32" \
+                "rw4k_qd32 --rw=randwrite --bs=4k --iodepth=32" "sr1m_qd8 --rw=read --bs=1M --iodepth=8"; do
+      name=${spec%% *} opts=${spec#* }
+      for td in brd:/dev/ram0 null_blk:/dev/nullb0 dblock-ram-1q:/dev/dbiram dblock-null-1q:/dev/dbinull; do
+        [[ -b ${td#*:} ]] || continue
+        # shellcheck disable=SC2086
+        taskset -c $FIO_CPU fio --name="$name" --filename="${td#*:}" --ioengine=libaio --direct=1 \
+          --time_based --runtime="$IRUN" --ramp_time=1 --size=${SIZE_MB}M --norandommap --randrepeat=0 \
+          --cpus_allowed=$FIO_CPU --output-format=json $opts >"$RAW/inter/r$r@${td%%:*}@$name.json" 2>/dev/null
+      done
+    done
+    log "interleaved round $r done"
+  done
+  [[ -n ${ram_pid:-} ]] && stop_dblock dbiram "$ram_pid"
+  [[ -n ${null_pid:-} ]] && stop_dblock dbinull "$null_pid"
+  rmmod brd null_blk
+fi
+
+# ---------------------------------------------------------------- profile
+# dblock RAM, 1 queue, 4k randread QD32 and QD1: syscalls, wakeups, context
+# switches per I/O (perf stat, system-wide) and where CPU time goes (perf record).
+if want profile; then
+  if start_dblock dbprof ram 1; then
+    prefill /dev/dbprof
+    taskset -a -p -c $SERVER_CPU "$DPID" >/dev/null
+    for qd in 32 1; do
+      p=$RAW/profile/qd$qd
+      taskset -c $FIO_CPU fio --name=prof --filename=/dev/dbprof --ioengine=libaio --direct=1 \
+        --time_based --runtime=10 --ramp_time=1 --rw=randread --bs=4k --iodepth=$qd \
+        --size=${SIZE_MB}M --norandommap --randrepeat=0 --output-format=json >"$p.fio.json" 2>"$p.fio.err" &
+      fpid=$!
+      sleep 2
+      thread_snapshot "$DPID" >"$p.threads-before"
+      awk '{print $1, $5; exit}' /sys/block/dbprof/stat >"$p.diskstat-before"
+      perf stat -a -x, -o "$p.perfstat" \
+        -e 'syscalls:sys_enter_ioctl,syscalls:sys_enter_io_submit,syscalls:sys_enter_io_getevents,raw_syscalls:sys_enter,sched:sched_wakeup,sched:sched_switch,context-switches,cpu-migrations,cpu-clock' \
+        -- sleep 3 2>"$p.perfstat.err"
+      thread_snapshot "$DPID" >"$p.threads-after"
+      awk '{print $1, $5; exit}' /sys/block/dbprof/stat >"$p.diskstat-after"
+      perf record -a -g -F 499 -e cpu-clock -o /tmp/perf-$qd.data -- sleep 3 >"$p.record.err" 2>&1
+      wait "$fpid"
+      perf report -i /tmp/perf-$qd.data --no-children --sort sym --stdio -g none --percent-limit 0.7 \
+        >"$p.report-sym" 2>/dev/null
+      perf report -i /tmp/perf-$qd.data --no-children --sort comm,dso --stdio -g none --percent-limit 0.5 \
+        >"$p.report-comm" 2>/dev/null
+      perf report -i /tmp/perf-$qd.data --no-children --sort comm,sym --stdio -g none --percent-limit 0.4 \
+        >"$p.report-commsym" 2>/dev/null
+      rm -f /tmp/perf-$qd.data
+      log "profile qd$qd done"
+    done
+    # I/O counts over the perf stat window come from fio's totals (see report.py).
+    stop_dblock dbprof "$DPID"
+  fi
+fi
+
+# ---------------------------------------------------------------- memory
+meminfo() { grep -E '^(MemFree|Slab|SReclaimable|SUnreclaim|VmallocUsed|Percpu|KernelStack|PageTables):' /proc/meminfo; }
+if want mem; then
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  meminfo >"$RAW/mem/idle-before"
+  grep -E '^(kmalloc|dblock|bio|request|blkdev)' /proc/slabinfo >"$RAW/mem/slabinfo-before" 2>/dev/null
+  "$SAMPLE" --name dbmem --size 1G --queues 1 --depth 64 --max-io 256K >"$RAW/dbmem.log" 2>&1 &
+  mpid=$!
+  if wait_blk /dev/dbmem "$mpid"; then
+    sleep 1
+    meminfo >"$RAW/mem/idle-after"
+    grep -E '^(kmalloc|dblock|bio|request|blkdev)' /proc/slabinfo >"$RAW/mem/slabinfo-after" 2>/dev/null
+    grep -E '^(VmRSS|RssAnon|RssFile|RssShmem|VmSize|Threads):' /proc/$mpid/status >"$RAW/mem/server-empty"
+    dd if=/dev/urandom of=/dev/dbmem bs=1M count=256 oflag=direct status=none
+    sleep 0.5
+    grep -E '^(VmRSS|RssAnon|RssFile|RssShmem|VmSize|Threads):' /proc/$mpid/status >"$RAW/mem/server-256m"
+    "$CTL" info dbmem --json >"$RAW/mem/info.json" 2>/dev/null
+    stop_dblock dbmem "$mpid"
+    sleep 0.5
+    meminfo >"$RAW/mem/idle-destroyed"
+  else
+    log "memory: device did not come up"
+  fi
+fi
+
+# ---------------------------------------------------------------- scale
+# N devices (small: 16 MiB, 1 queue, depth 4, 64 KiB max I/O) created, served
+# (one 4k read each), destroyed; slab, vmalloc and module use count must return.
+if want scale; then
+  N=256 ROUNDS=2
+  ((QUICK)) && ROUNDS=1
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  { meminfo; echo "refcnt: $(cat /sys/module/dblock/refcnt)"; echo "devices: $("$CTL" list --json | grep -c '"name"')"; } >"$RAW/mem/scale-start"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    t0=$SECONDS pids=()
+    for ((i = 0; i < N; i++)); do
+      "$SAMPLE" --name "sc$i" --size 16M --queues 1 --depth 4 --max-io 64K >/dev/null 2>"/tmp/sc$i.err" &
+      pids+=($!)
+    done
+    up=0
+    for ((i = 0; i < N; i++)); do wait_blk "/dev/sc$i" "${pids[i]}" && up=$((up + 1)); done
+    t_up=$((SECONDS - t0))
+    { meminfo; echo "refcnt: $(cat /sys/module/dblock/refcnt)"; echo "devices: $("$CTL" list --json | grep -c '"name"')"; echo "up: $up"; } >"$RAW/mem/scale-r$r-peak"
+    ok=0
+    for ((i = 0; i < N; i++)); do
+      dd if=/dev/sc$i of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null && ok=$((ok + 1))
+    done
+    for ((i = 0; i < N; i++)); do "$CTL" destroy "sc$i" >/dev/null 2>&1 || true; done
+    exited=0 bad=0
+    for ((i = 0; i < N; i++)); do
+      if wait "${pids[i]}"; then exited=$((exited + 1)); else bad=$((bad + 1)); fi
+    done
+    sync; echo 3 >/proc/sys/vm/drop_caches; sleep 1
+    { meminfo; echo "refcnt: $(cat /sys/module/dblock/refcnt)"; echo "devices: $("$CTL" list --json | grep -c '"name"')";
+      echo "up: $up"; echo "read_ok: $ok"; echo "exit0: $exited"; echo "exit_bad: $bad"; echo "seconds: $((SECONDS - t0))"; echo "seconds_up: $t_up"; } >"$RAW/mem/scale-r$r-end"
+    log "scale round $r: $up up, $ok read, $exited exited 0, $bad bad, $((SECONDS - t0)) s"
+  done
+fi
+
+rmmod dblock || log "rmmod dblock failed"
+dmesg | grep -iE 'dblock|BUG|WARNING|Oops' | tail -50 >"$RAW/dmesg-dblock.txt"
+log "all done"

@@ -1,0 +1,144 @@
+#!/bin/bash
+# Ceph RBD three ways, in one guest boot against one throwaway cluster:
+# krbd (`rbd map`, the kernel client), rbd-nbd (librbd behind NBD) and
+# dblock-rbd (librbd's async API behind dblock).  The same fio jobs as
+# bench/guest-bench.sh: 4k randread QD1/QD32, 4k randwrite QD32, 1 MiB
+# sequential read/write QD8.  Prints a table of IOPS and ratios.
+#   usage: bench/rbd-bench.sh [--kernel 6.12|6.1] [--runtime S] [--ramp S] [--mem MB]
+#                             [--osds N] [--queues N] [--depth N]
+# Needs: a built tree (build/bin/dblock-rbd), the module for the guest kernel
+# in /var/tmp/dblock-kmod/KVER (scripts/build-module.sh), ceph-mon ceph-osd
+# ceph-common rbd-nbd fio (scripts/install-deps.sh).
+# TCG emulation: figures are not absolute speeds; only ratios within one run
+# mean something.  librbd's cache is off for both librbd clients (krbd has
+# none), so every write is acknowledged by the OSD in all three.
+# Output: the table on stdout, raw fio JSON and the table in OUT
+# (default /var/tmp/dblock-rbd-bench/<date>/).
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+line=6.12 runtime=20 ramp=3 mem=4096 osds=1 queues=2 depth=64 in_guest=0
+out=${RBD_BENCH_OUT:-/var/tmp/dblock-rbd-bench/$(date +%Y%m%d-%H%M%S)}
+while (($#)); do
+  case $1 in
+    --kernel) line=${2:?}; shift 2 ;;
+    --runtime) runtime=${2:?}; shift 2 ;;
+    --ramp) ramp=${2:?}; shift 2 ;;
+    --mem) mem=${2:?}; shift 2 ;;
+    --osds) osds=${2:?}; shift 2 ;;
+    --queues) queues=${2:?}; shift 2 ;;
+    --depth) depth=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --in-guest) in_guest=1; shift ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \?//'; exit 0 ;;
+    *) echo "rbd-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if ((!in_guest)); then
+  mkdir -p "$out"
+  exec "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 3600 --out "$out" -- \
+    "$TOP/bench/rbd-bench.sh" --in-guest --runtime "$runtime" --ramp "$ramp" --osds "$osds" \
+    --queues "$queues" --depth "$depth" --out "$out"
+fi
+
+# ---- in the guest ----
+. "$TOP/tests/guest/lib.sh"
+. "$TOP/tests/guest/dblock-lib.sh"
+. "$TOP/tests/guest/ceph-fixture.sh"
+RAW=$out/raw
+mkdir -p "$RAW"
+SIZE_MB=512
+JOBS=(
+  "rr4k_qd1 --rw=randread --bs=4k --iodepth=1"
+  "rr4k_qd32 --rw=randread --bs=4k --iodepth=32"
+  "rw4k_qd32 --rw=randwrite --bs=4k --iodepth=32"
+  "sr1m_qd8 --rw=read --bs=1M --iodepth=8"
+  "sw1m_qd8 --rw=write --bs=1M --iodepth=8"
+)
+TARGETS=(krbd rbd-nbd dblock)
+
+bench_cleanup() {
+  set +e
+  [[ -n ${RBD_PID:-} ]] && kill -TERM "$RBD_PID" && sleep 2
+  rbd-nbd unmap /dev/nbd0 2>/dev/null
+  rbd unmap -o noudev /dev/rbd0 2>/dev/null
+  "$DBLOCKCTL" destroy --force rbdbench >/dev/null 2>&1
+  ceph_stop
+  rmmod dblock 2>/dev/null
+}
+trap bench_cleanup EXIT
+
+cd /tmp
+load_dblock
+trap bench_cleanup EXIT
+ceph_start --osds "$osds"
+for t in "${TARGETS[@]}"; do
+  ceph_create_image "img-$t" 1G --image-feature layering,exclusive-lock
+done
+
+run_fio() {
+  local target=$1 dev=$2 job name opts
+  log "$target: prefill ${SIZE_MB} MiB of $dev"
+  dd if=/dev/urandom of=/tmp/fill bs=1M count=16 status=none
+  for ((i = 0; i < SIZE_MB / 16; i++)); do cat /tmp/fill; done |
+    dd of="$dev" bs=1M oflag=direct iflag=fullblock status=none || log "prefill failed"
+  for job in "${JOBS[@]}"; do
+    name=${job%% *} opts=${job#* }
+    # shellcheck disable=SC2086
+    timeout $((runtime + ramp + 120)) fio --name="$name" --filename="$dev" --ioengine=libaio \
+      --direct=1 --time_based --runtime="$runtime" --ramp_time="$ramp" --size=${SIZE_MB}M \
+      --norandommap --randrepeat=0 --group_reporting --output-format=json $opts \
+      >"$RAW/$target@$name.json" 2>"$RAW/$target@$name.err" ||
+      log "$target $name: fio failed: $(head -c 300 "$RAW/$target@$name.err")"
+    log "$target $name: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$RAW/$target@$name.json" 2>/dev/null) IOPS"
+  done
+}
+
+# krbd
+modprobe rbd
+# The guest runs no udev: do not wait for it.
+dev=$(timeout 120 rbd map -o noudev rbd/img-krbd) || die "rbd map failed"
+run_fio krbd "$dev"
+rbd unmap -o noudev "$dev"
+
+# rbd-nbd (librbd cache off, like dblock-rbd's default)
+modprobe nbd nbds_max=4
+dev=$(timeout 120 rbd-nbd map rbd/img-rbd-nbd --rbd-cache=false) || die "rbd-nbd map failed"
+run_fio rbd-nbd "$dev"
+rbd-nbd unmap "$dev"
+
+# dblock-rbd
+start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
+cat /tmp/rbd-rbdbench.log
+run_fio dblock /dev/rbdbench
+kill -TERM "$RBD_PID"
+wait_exit "$RBD_PID" 60
+RBD_PID=""
+
+python3 - "$RAW" "$out/table.md" "$runtime" "$osds" "$queues" "$depth" <<'PY'
+import json, os, sys
+raw, dest, runtime, osds, queues, depth = sys.argv[1:]
+jobs = ["rr4k_qd1", "rr4k_qd32", "rw4k_qd32", "sr1m_qd8", "sw1m_qd8"]
+def iops(t, j):
+    try:
+        d = json.load(open(os.path.join(raw, f"{t}@{j}.json")))["jobs"][0]
+        return d["read"]["iops"] + d["write"]["iops"]
+    except Exception:
+        return None
+def r(a, b):
+    return f"{a / b:.2f}x" if a and b else "n/a"
+lines = [f"fio {runtime} s per job, {osds} OSD(s), dblock-rbd {queues} queues x {depth}, "
+         f"kernel {os.uname().release}, TCG",
+         "", "| job | krbd IOPS | rbd-nbd IOPS | dblock IOPS | dblock/krbd | dblock/rbd-nbd |",
+         "| --- | ---: | ---: | ---: | ---: | ---: |"]
+for j in jobs:
+    k, n, d = iops("krbd", j), iops("rbd-nbd", j), iops("dblock", j)
+    f = lambda v: f"{v:.0f}" if v is not None else "failed"
+    lines.append(f"| {j} | {f(k)} | {f(n)} | {f(d)} | {r(d, k)} | {r(d, n)} |")
+text = "\n".join(lines) + "\n"
+open(dest, "w").write(text)
+print(text)
+PY
+ceph_stop
+unload_dblock

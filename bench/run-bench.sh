@@ -1,0 +1,107 @@
+#!/bin/bash
+# Side-by-side block benchmark (not a test): fio in one QEMU guest boot on brd,
+# null_blk, loop over tmpfs, NBD (nbdkit memory, unix socket) and dblock
+# (null, RAM and file backends, 1 and 2 queues), then dblock memory, scale
+# (256 devices) and a profile of the RAM 4k random-read path.
+#   usage: bench/run-bench.sh [--kernel 6.12|6.1] [--quick] [--runtime S] [--ramp S]
+#                             [--mem MB] [--only T1,T2,...] [--no-install] [--no-build]
+#                             [--prebuilt DIR]  (DIR/dblock.ko and DIR/bin/: a known-good pair)
+# Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved
+#   dblock-ram-1q-coloc profile mem scale
+# Output: bench/results/latest.{md,json,png} (and the raw files under
+# bench/results/raw-latest/). TCG emulation: figures are not absolute speeds;
+# only ratios within one run mean something.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt=""
+while (($#)); do
+  case $1 in
+    --kernel) line=${2:?}; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --runtime) runtime=${2:?}; shift 2 ;;
+    --ramp) ramp=${2:?}; shift 2 ;;
+    --mem) mem=${2:?}; shift 2 ;;
+    --only) only=${2:?}; shift 2 ;;
+    --no-install) install=0; shift ;;
+    --no-build) build=0; shift ;;
+    --prebuilt) prebuilt=$(cd "${2:?}" && pwd); build=0; shift 2 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \?//'; exit 0 ;;
+    *) echo "run-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+if ((quick)); then runtime=${runtime:-2} ramp=${ramp:-1}; else runtime=${runtime:-10} ramp=${ramp:-2}; fi
+
+say() { echo "run-bench: $*" >&2; }
+
+# 1. Packages (Debian's apt; matplotlib for the system /usr/bin/python3).
+if ((install)); then
+  "$TOP/scripts/install-deps.sh" fio nbdkit nbd-client python3-matplotlib linux-perf ||
+    { say "installing packages failed (is another apt running? retry)"; exit 1; }
+fi
+PY=/usr/bin/python3
+
+# 2. Build: userspace and a module for the guest kernel (a private copy of the
+#    sources, so a concurrent edit or test build does not race us).
+"$TOP/vm/prepare-kernels.sh" "$line" >/dev/null
+# shellcheck source=/dev/null
+. "${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}/$line.env"
+kmod=/var/tmp/dblock-kmod-bench/$KVER
+if ((build)); then
+  say "building userspace and dblock.ko for $KVER"
+  cmake -S "$TOP" -B "$TOP/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  # Only what the bench runs: a half-finished test elsewhere must not stop us.
+  targets=(dblockctl dblock_sample_ramdisk)
+  cmake --build "$TOP/build" --target help | grep -c '^\.\.\. dblock-serve$' >/dev/null && targets+=(dblock-serve)
+  for t in "${targets[@]}"; do
+    cmake --build "$TOP/build" -j2 --target "$t" >"/var/tmp/dblock-bench-build-$t.log" 2>&1 ||
+      say "warning: building $t failed (see /var/tmp/dblock-bench-build-$t.log); using the existing binary if any"
+  done
+  "$TOP/scripts/build-module.sh" "$KDIR" "$kmod" >"/var/tmp/dblock-bench-kbuild.log" 2>&1 ||
+    { tail -20 /var/tmp/dblock-bench-kbuild.log >&2; exit 1; }
+fi
+
+# 3. Snapshot the binaries (others rebuild build/bin while we run).
+mkdir -p /var/tmp/dblock-bench
+out=$(mktemp -d "/var/tmp/dblock-bench/$line-XXXXXX")
+mkdir -p "$out/bin"
+bindir=${prebuilt:+$prebuilt/bin}
+bindir=${bindir:-$TOP/build/bin}
+for b in dblockctl dblock_sample_ramdisk dblock-serve; do
+  [[ -x $bindir/$b ]] && cp "$bindir/$b" "$out/bin/"
+done
+cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
+{
+  echo "host_uptime_before=$(uptime)"
+  echo "git=$(git -C "$TOP" rev-parse --short HEAD)$(git -C "$TOP" diff --quiet HEAD -- kernel libdblock include || echo '+dirty')"
+  echo "date=$(date -u +%FT%TZ)"
+  echo "line=$line"
+  echo "guest_mem_mb=$mem"
+  echo "binaries=${prebuilt:-built from this tree now}"
+} >"$out/host.env"
+
+# 4. The guest: every measurement in one boot.
+say "guest run: kernel $line, runtime ${runtime}s + ramp ${ramp}s per job, out $out"
+set +e
+"$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 2400 --out "$out" -- \
+  "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
+  >"$out/guest.log" 2>&1
+rc=$?
+set -e
+echo "host_uptime_after=$(uptime)" >>"$out/host.env"
+grep '^bench:' "$out/guest.log" >&2 || true
+if ((rc != 0)); then
+  say "guest run failed (rc $rc): $out/guest.log"; tail -20 "$out/guest.log" >&2
+  # Report what was measured, if anything (e.g. a harness hiccup after the guest finished).
+  [[ -s $out/raw/guest.env ]] || exit 1
+  say "reporting the partial results"
+fi
+
+# 5. Report.
+res=$TOP/bench/results
+mkdir -p "$res"
+"$PY" "$TOP/bench/report.py" "$out" "$res/latest"
+rm -rf "$res/raw-latest"
+cp -r "$out/raw" "$res/raw-latest"
+cp "$out/host.env" "$res/raw-latest/"
+say "results: $res/latest.md, latest.json, latest.png (raw: $out)"

@@ -1,0 +1,102 @@
+#!/bin/bash
+# dblock-serve: the null, ram and file backends, a --config file, SIGTERM and
+# SIGINT destroy the device and the server exits 0, and the one-line errors
+# for the common mistakes (module not loaded, not root, name taken).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../dblock-lib.sh"
+
+SERVE=$DBLOCK_BIN/dblock-serve
+
+# expect_error PATTERN CMD...: CMD fails with exit code 1 and one line of
+# output matching PATTERN.
+expect_error() {
+  local pattern=$1 out rc=0
+  shift
+  out=$("$@" 2>&1) || rc=$?
+  log "$* -> rc=$rc: $out"
+  assert_eq 1 "$rc" "exit code of $*"
+  assert_eq 1 "$(wc -l <<<"$out")" "lines of output of $*"
+  grep -q -- "$pattern" <<<"$out" || die "expected '$pattern' in: $out"
+}
+
+# log_has FILE PATTERN
+log_has() { grep -q -- "$2" "$1" || { cat "$1" >&2; die "no '$2' in $1"; }; }
+
+# serve_bg NAME ARGS...: start dblock-serve in the background, wait for the disk.
+serve_bg() {
+  local name=$1
+  shift
+  "$SERVE" "$name" "$@" >"/tmp/serve-$name.log" 2>&1 &
+  SERVE_PID=$!
+  local deadline=$((SECONDS + 30))
+  until [[ -b /dev/$name ]]; do
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "/tmp/serve-$name.log" >&2; die "dblock-serve $name exited early"; }
+    ((SECONDS < deadline)) || die "timed out waiting for /dev/$name"
+    sleep 0.1
+  done
+}
+
+if grep -q '^dblock ' /proc/modules; then rmmod dblock; fi
+expect_error "module is not loaded (fix: sudo modprobe dblock" "$SERVE" nomod --backend null --size 64M
+expect_error "needs a size" "$SERVE" nosize --backend ram
+expect_error "not one of ram, null, file:PATH" "$SERVE" badbackend --backend disk --size 1M
+expect_error "unknown key 'sizee'" "$SERVE" --config <(printf 'name=x\nsizee=1G\n')
+
+load_dblock
+expect_error "only root may create dblock devices (fix: run it as root" \
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$SERVE" notroot --backend null --size 64M
+
+# null: stores nothing, answers at once.
+serve_bg srvnull --backend null --size 256M --queues 2 --depth 32
+assert_eq $((256 << 20)) "$(blockdev --getsize64 /dev/srvnull)" "size of /dev/srvnull"
+dd if=/dev/urandom of=/dev/srvnull bs=1M count=32 oflag=direct status=none
+dd if=/dev/srvnull of=/dev/null bs=1M count=32 iflag=direct status=none
+expect_error "a dblock device with that name exists (served by pid $SERVE_PID) (fix: choose another name, or remove it: dblockctl destroy srvnull)" \
+  "$SERVE" srvnull --backend null --size 64M
+if modprobe loop 2>/dev/null && [[ -e /sys/class/block/loop0 ]]; then
+  expect_error "a block device with that name exists, not a dblock one" "$SERVE" loop0 --backend null --size 64M
+fi
+"$DBLOCKCTL" destroy srvnull
+wait_exit "$SERVE_PID" 30
+log_has /tmp/serve-srvnull.log "/dev/srvnull was destroyed, exiting"
+
+# file, from a config file: data goes to the file; SIGTERM ends it with 0.
+truncate -s 64M /tmp/backing.img
+printf '# dblock@srvfile\nname = srvfile\nbackend = "file:/tmp/backing.img"\nqueues=1\ndepth = 16\nmax_io=128K\nread_only=no\n' >/tmp/srvfile.conf
+"$SERVE" --config /tmp/srvfile.conf >/tmp/serve-srvfile.log 2>&1 &
+SERVE_PID=$!
+wait_for_path /dev/srvfile 30
+assert_eq $((64 << 20)) "$(blockdev --getsize64 /dev/srvfile)" "size of /dev/srvfile (the file's)"
+head -c 1M /dev/urandom >/tmp/pattern
+dd if=/tmp/pattern of=/dev/srvfile bs=64K seek=16 oflag=direct,sync status=none
+cmp -n $((1 << 20)) /tmp/pattern <(dd if=/tmp/backing.img bs=64K skip=16 status=none) ||
+  die "the backing file does not hold what was written"
+cmp -n $((1 << 20)) /tmp/pattern <(dd if=/dev/srvfile bs=64K skip=16 iflag=direct status=none) ||
+  die "reading back through /dev/srvfile differs"
+kill -TERM "$SERVE_PID"
+wait_exit "$SERVE_PID" 30
+wait_gone /dev/srvfile 10
+log_has /tmp/serve-srvfile.log "got SIGTERM, destroying /dev/srvfile"
+
+# The command line overrides the config file; read-only.
+serve_bg srvro --config /tmp/srvfile.conf --read-only
+assert_eq 1 "$(blockdev --getro /dev/srvro)" "read-only flag of /dev/srvro"
+if dd if=/tmp/pattern of=/dev/srvro bs=64K count=1 oflag=direct status=none 2>/dev/null; then
+  die "a write to a read-only disk succeeded"
+fi
+kill -INT "$SERVE_PID"
+wait_exit "$SERVE_PID" 30
+
+# ram: a file system.
+serve_bg srvram --backend ram --size 128M --block-size 4096 --max-io 512K
+mkfs.ext4 -q /dev/srvram
+mkdir -p /tmp/mnt
+mount /dev/srvram /tmp/mnt
+write_files /tmp/mnt/data 10
+umount /tmp/mnt
+e2fsck -fn /dev/srvram
+kill -TERM "$SERVE_PID"
+wait_exit "$SERVE_PID" 30
+cat /tmp/serve-*.log
+unload_dblock
