@@ -485,7 +485,8 @@ int dblock_dev_set_params(struct dblock_dev *dev,
 	if (timeout == DBLOCK_TIMEOUT_DEFAULT)
 		timeout = DBLOCK_TIMEOUT_MS;
 
-	mutex_lock(&dev->lock);
+	if (mutex_lock_interruptible(&dev->lock))
+		return -EINTR;
 	if (dev->state == DBLOCK_STATE_DEAD) {
 		mutex_unlock(&dev->lock);
 		return -ENODEV;

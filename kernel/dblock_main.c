@@ -145,11 +145,20 @@ static long dblock_ctl_set_params(struct dblock_ctl_set_params __user *uarg)
 	if (ret)
 		return ret;
 
-	/* The table's mutex keeps @dev from being removed meanwhile. */
+	/*
+	 * A reference, not the table's mutex, keeps @dev alive meanwhile: the
+	 * change may wait for a START stuck on I/O, and the rest of the control
+	 * device must not wait with it.
+	 */
 	mutex_lock(&dblock_ctl_mutex);
 	dev = dblock_find(&p.target);
-	ret = dev ? dblock_dev_set_params(dev, &p) : -ENODEV;
+	if (dev)
+		get_device(&dev->cdev_dev);
 	mutex_unlock(&dblock_ctl_mutex);
+	if (!dev)
+		return -ENODEV;
+	ret = dblock_dev_set_params(dev, &p);
+	put_device(&dev->cdev_dev);
 	return ret;
 }
 
