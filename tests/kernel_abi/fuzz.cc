@@ -87,6 +87,7 @@ private:
         dblock_ctl_create c{};
         if (Pick(10) == 0) {
             Fill(&c, sizeof(c));
+            c.config.timeout_ms = 50 + Pick(500);
         } else {
             std::string name = Name(Pick(kNames));
             std::memcpy(c.config.name, name.data(), name.size());
@@ -97,7 +98,9 @@ private:
             c.config.nr_queues = uint16_t(Maybe(1 + Pick(4)));
             c.config.queue_depth = uint16_t(Maybe(1 + Pick(64)));
             // Short timeouts keep whatever the fuzzer leaves pending bounded.
-            c.config.timeout_ms = uint32_t(Maybe(50 + Pick(500)));
+            // Always short: START waits for the partition scan, which only a
+            // timeout ends when nobody serves, and a long one is a hang by design.
+            c.config.timeout_ms = 50 + Pick(500);
             c.config.flags = Maybe(Bits() & DBLOCK_DEV_FLAGS_ALL);
             c.config.recovery = uint8_t(Maybe(Pick(2)));
             c.config.grace_ms = uint32_t(Maybe(Pick(300)));
@@ -146,7 +149,7 @@ private:
         p.target.flags = 0;
         p.mask = uint32_t(Maybe(Bits() & DBLOCK_SET_ALL));
         p.size_bytes = Maybe(4096ull * (1 + Pick(8192)));
-        p.timeout_ms = uint32_t(Maybe(50 + Pick(500)));
+        p.timeout_ms = 50 + Pick(500);
         p.recovery = uint8_t(Maybe(Pick(2)));
         p.grace_ms = uint32_t(Maybe(Pick(300)));
         counters.add("set_params", Ioctl(ctl_, DBLOCK_CTL_SET_PARAMS, &p));
