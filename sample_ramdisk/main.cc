@@ -4,23 +4,16 @@
 //   dblock_sample_ramdisk        create /dev/dblockramdisk and serve it until
 //                                it is destroyed (or SIGINT/SIGTERM)
 //   dblock_sample_ramdisk -d     destroy it
-#include <signal.h>
-
-#include <cerrno>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "dblock/control_device.h"
-#include "dblock/error.h"
 #include "dblock/ram_backend.h"
-#include "dblock/server.h"
+#include "dblock/serve.h"
 #include "dblock/size.h"
 
 namespace {
@@ -33,39 +26,6 @@ void say(std::string_view message) {
 }
 
 void complain(std::string_view message) { fmt::print(stderr, "{}: {}\n", kProg, message); }
-
-// Turns SIGINT/SIGTERM/SIGHUP into destroying the device, which makes the
-// server see GONE and main() return normally.  The signals are blocked in
-// every thread and taken here with sigtimedwait(), so no handler runs in
-// an arbitrary thread.
-std::jthread watch_signals(const sigset_t& signals, std::string name) {
-  return std::jthread([signals, name = std::move(name)](std::stop_token stop) {
-    const timespec tick{0, 200'000'000};
-    while (!stop.stop_requested()) {
-      const int sig = ::sigtimedwait(&signals, nullptr, &tick);
-      if (sig < 0) continue;
-      say(fmt::format("got {}, destroying /dev/{}", ::sigabbrev_np(sig), name));
-      // udev may hold the disk open for a moment (EBUSY): retry briefly.
-      for (int attempt = 1;; ++attempt) {
-        try {
-          dblock::ControlDevice().destroy(name);
-          return;
-        } catch (const dblock::Error& e) {
-          if (e.code().value() == EBUSY && attempt < 10) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
-            continue;
-          }
-          // Best effort: exiting closes the channel, and the kernel fails what is left.
-          complain(e.what());
-          std::_Exit(1);
-        } catch (const std::exception& e) {
-          complain(e.what());
-          std::_Exit(1);
-        }
-      }
-    }
-  });
-}
 
 }  // namespace
 
@@ -110,42 +70,19 @@ int main(int argc, char** argv) {
     config.max_io_bytes = static_cast<std::uint32_t>(dblock::parse_size(max_io_text));
     dblock::validate(config);
   } catch (const std::exception& e) {
-    complain(e.what());
+    complain(dblock::explain_error(e));
     return 1;
   }
 
-  // Before any thread exists, so that all inherit the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+  // serve() creates the device, serves it until it is destroyed (-d, or
+  // SIGINT/SIGTERM/SIGHUP) and explains the common mistakes.
   dblock::RamBackend backend(config.size_bytes);
-  dblock::DeviceInfo device;
-  try {
-    device = dblock::ControlDevice().create(config);
-  } catch (const std::exception& e) {
-    complain(e.what());
-    return 1;
-  }
-
-  try {
-    dblock::Server server(device.id, backend);
-    std::jthread watcher = watch_signals(signals, config.name);
-    server.run([&](const dblock::DeviceInfo& live) {
-      say(fmt::format("serving {} ({}, {}-byte blocks, {} queues x {}) from RAM", live.disk_path(),
-                      dblock::format_size(live.config.size_bytes), live.config.block_size,
-                      live.config.queues, live.config.queue_depth));
-    });
-    say(fmt::format("{} was destroyed, exiting", device.disk_path()));
-    return 0;
-  } catch (const std::exception& e) {
-    complain(e.what());
-    try {
-      dblock::ControlDevice().destroy(device.id);  // do not leave a device without a server
-    } catch (const std::exception& cleanup) {
-      complain(cleanup.what());
-    }
-    return 1;
-  }
+  dblock::ServeOptions options;
+  options.program = kProg;
+  options.on_started = [](const dblock::DeviceInfo& live) {
+    say(fmt::format("serving {} ({}, {}-byte blocks, {} queues x {}) from RAM", live.disk_path(),
+                    dblock::format_size(live.config.size_bytes), live.config.block_size,
+                    live.config.queues, live.config.queue_depth));
+  };
+  return dblock::serve(config, backend, options);
 }

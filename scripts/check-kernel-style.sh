@@ -1,7 +1,7 @@
 #!/bin/bash
 # Kernel code checks that need no guest: dblock.ko builds with W=1 and no
-# warning against each guest kernel's headers, and checkpatch --strict is
-# clean.  checkpatch.pl comes from Debian's linux-source-6.12 package.
+# warning against each guest kernel's headers, checkpatch --strict is
+# clean, and make explains missing headers.  checkpatch.pl comes from Debian's linux-source-6.12 package.
 # Prints a PASS/FAIL line per check and "kernel-style: N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,17 @@ for line in ${DBLOCK_KERNELS:-6.1 6.12}; do
 	result "build-W=1-$KVER" $status "$log"
 	rm -f "$log"
 done
+
+# Without kernel headers, make says what to install or which KDIR to pass.
+log=$(mktemp)
+if make -s -C "$top" module KDIR=/nonexistent/kernel-headers >"$log" 2>&1; then
+	status=1
+else
+	grep -q 'apt install linux-headers-' "$log" && grep -q 'make KDIR=' "$log"
+	status=$?
+fi
+result make-without-headers-explains $status "$log"
+rm -f "$log"
 
 checkpatch=$tools/linux-source-6.12/scripts/checkpatch.pl
 if [ ! -x "$checkpatch" ]; then

@@ -206,9 +206,11 @@ void Server::serve_queue(std::uint16_t queue) {
     serve.completions_ptr = reinterpret_cast<std::uintptr_t>(completions.data());
     serve.nr_completions = static_cast<std::uint32_t>(completions.size());
     serve.requests_ptr = reinterpret_cast<std::uintptr_t>(requests.data());
-    serve.max_requests = depth;
+    // When stopping, hand back what we owe and take nothing new: what is
+    // still queued stays with the kernel (for the next server, under the
+    // "wait" policy), and a busy device cannot keep us from stopping.
+    serve.max_requests = stopping ? 0 : depth;
     serve.queue = queue;
-    // When stopping, hand back what we owe without waiting for more.
     serve.flags = stopping ? DBLOCK_SERVE_NOWAIT : 0;
     const int rc = ::ioctl(channel_.get(), DBLOCK_IOC_SERVE, &serve);
     const int err = errno;

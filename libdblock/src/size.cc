@@ -67,4 +67,38 @@ std::string format_size(std::uint64_t bytes) {
                      kNames[unit]);
 }
 
+std::uint32_t parse_duration_ms(std::string_view text) {
+  constexpr std::uint32_t kNever = std::numeric_limits<std::uint32_t>::max();
+  if (text == "never") return kNever;
+  const auto bad = [&](std::string_view why) {
+    return std::invalid_argument(
+        fmt::format("invalid duration '{}': {} (examples: 500ms, 30s, 2m, never)", text, why));
+  };
+  std::uint64_t value = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
+    value = value * 10 + static_cast<unsigned>(text[i] - '0');
+    if (value >= kNever) throw bad("too long");
+  }
+  if (i == 0) throw bad("expected a number");
+  const std::string_view unit = text.substr(i);
+  std::uint64_t scale = 0;
+  if (unit.empty() || unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else {
+    throw bad("unknown unit (use ms, s or m)");
+  }
+  if (value * scale >= kNever) throw bad("too long");
+  return static_cast<std::uint32_t>(value * scale);
+}
+
+std::string format_duration_ms(std::uint32_t ms) {
+  return ms == std::numeric_limits<std::uint32_t>::max() ? std::string("never")
+                                                          : fmt::format("{} ms", ms);
+}
+
 }  // namespace dblock

@@ -9,16 +9,18 @@ SAMPLE=$DBLOCK_BIN/dblock_sample_ramdisk
 DBLOCKCTL=$DBLOCK_BIN/dblockctl
 
 # A failed case must not leave servers, mounts or devices to the next one.
+# A case with more to undo defines case_cleanup, which runs first.
 cleanup_dblock() {
   local rc=$? name
   trap - EXIT
   set +e
+  if declare -F case_cleanup >/dev/null; then case_cleanup; fi
   if grep -q '^dblock ' /proc/modules; then
     grep ' /tmp/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l 2>/dev/null
     pkill -KILL -f "$DBLOCK_BIN/" 2>/dev/null
     sleep 0.5
     for name in $("$DBLOCKCTL" list --json 2>/dev/null | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p'); do
-      "$DBLOCKCTL" destroy "$name" >/dev/null 2>&1 || true
+      "$DBLOCKCTL" destroy --force "$name" >/dev/null 2>&1 || true
     done
     rmmod dblock 2>/dev/null || true
   fi

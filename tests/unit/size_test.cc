@@ -63,5 +63,33 @@ TEST(FormatSize, ExactAndFractional) {
   EXPECT_EQ(format_size(parse_size("1G") + parse_size("512M")), "1.5 GiB");
 }
 
+TEST(ParseDuration, UnitsAndNever) {
+  EXPECT_EQ(parse_duration_ms("0"), 0u);
+  EXPECT_EQ(parse_duration_ms("250"), 250u);
+  EXPECT_EQ(parse_duration_ms("500ms"), 500u);
+  EXPECT_EQ(parse_duration_ms("30s"), 30'000u);
+  EXPECT_EQ(parse_duration_ms("2m"), 120'000u);
+  EXPECT_EQ(parse_duration_ms("never"), UINT32_MAX);
+  EXPECT_EQ(parse_duration_ms("4294967294"), UINT32_MAX - 1);
+}
+
+TEST(ParseDuration, RejectsBadText) {
+  for (const char* text : {"", "s", "-1s", "1h", "1 s", "10sec", "4294967295", "4294968s",
+                           "99999999999999999999", "never!"}) {
+    EXPECT_THROW(parse_duration_ms(text), std::invalid_argument) << text;
+  }
+  try {
+    parse_duration_ms("3x");
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'3x'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FormatDuration, NeverAndMilliseconds) {
+  EXPECT_EQ(format_duration_ms(UINT32_MAX), "never");
+  EXPECT_EQ(format_duration_ms(1500), "1500 ms");
+}
+
 }  // namespace
 }  // namespace dblock

@@ -18,8 +18,9 @@
 
 namespace serve_tool {
 
-const char* const kKeys[8] = {"name",   "backend", "size",   "block_size",
-                              "queues", "depth",   "max_io", "read_only"};
+const char* const kKeys[12] = {"name",   "backend", "size",      "block_size",
+                               "queues", "depth",   "max_io",    "read_only",
+                               "recovery", "grace", "timeout", "mlock"};
 
 namespace {
 
@@ -56,6 +57,23 @@ std::uint64_t number(const Settings& settings, std::string_view key, std::uint64
   return value;
 }
 
+bool boolean(const Settings& settings, std::string_view key) {
+  const auto it = settings.find(key);
+  if (it == settings.end()) return false;
+  const std::string& v = it->second;
+  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
+  throw std::invalid_argument(fmt::format("{} '{}' is not true or false", key, v));
+}
+
+std::uint32_t duration(std::string_view key, const std::string& text) {
+  try {
+    return dblock::parse_duration_ms(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(fmt::format("{}: {}", key, e.what()));
+  }
+}
+
 }  // namespace
 
 Settings parse_config(std::string_view text, std::string_view origin) {
@@ -80,7 +98,7 @@ Settings parse_config(std::string_view text, std::string_view origin) {
     if (!known_key(key)) {
       throw std::invalid_argument(fmt::format(
           "{}:{}: unknown key '{}' (known: name, backend, size, block_size, queues, depth, "
-          "max_io, read_only)",
+          "max_io, read_only, recovery, grace, timeout, mlock)",
           origin, line_no, key));
     }
     settings[std::string(key)] = std::string(value);
@@ -142,15 +160,20 @@ Plan make_plan(const Settings& settings) {
   plan.device.max_io_bytes =
       static_cast<std::uint32_t>(number(settings, "max_io", 256 * 1024, u32, true));
 
-  if (const auto ro = settings.find("read_only"); ro != settings.end()) {
-    const std::string& v = ro->second;
-    if (v == "1" || v == "true" || v == "yes" || v == "on") {
-      plan.device.read_only = true;
-    } else if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) {
-      plan.device.read_only = false;
-    } else {
-      throw std::invalid_argument(fmt::format("read_only '{}' is not true or false", v));
+  plan.device.read_only = boolean(settings, "read_only");
+  plan.lock_memory = boolean(settings, "mlock");
+  if (const auto it = settings.find("recovery"); it != settings.end()) {
+    plan.device.recovery = dblock::parse_recovery(it->second);
+  }
+  if (const auto it = settings.find("grace"); it != settings.end()) {
+    if (plan.device.recovery != dblock::Recovery::kWait) {
+      throw std::invalid_argument("grace goes with recovery wait");
     }
+    const std::uint32_t ms = duration(it->first, it->second);
+    plan.device.grace_ms = ms == dblock::kTimeoutNever ? 0 : ms;
+  }
+  if (const auto it = settings.find("timeout"); it != settings.end()) {
+    plan.device.timeout_ms = duration(it->first, it->second);
   }
   return plan;
 }

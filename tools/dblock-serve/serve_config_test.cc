@@ -73,5 +73,55 @@ TEST(MakePlan, SaysWhatIsWrong) {
                std::invalid_argument);
 }
 
+TEST(MakePlan, RecoveryGraceTimeoutAndMlock) {
+  const Plan d = make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}});
+  EXPECT_EQ(d.device.recovery, dblock::Recovery::kFail);
+  EXPECT_EQ(d.device.grace_ms, 0u);
+  EXPECT_EQ(d.device.timeout_ms, 0u);
+  EXPECT_FALSE(d.lock_memory);
+
+  const Plan p = make_plan({{"name", "d"},
+                            {"backend", "file:/x"},
+                            {"recovery", "wait"},
+                            {"grace", "90s"},
+                            {"timeout", "never"},
+                            {"mlock", "yes"}});
+  EXPECT_EQ(p.device.recovery, dblock::Recovery::kWait);
+  EXPECT_EQ(p.device.grace_ms, 90'000u);
+  EXPECT_EQ(p.device.timeout_ms, dblock::kTimeoutNever);
+  EXPECT_TRUE(p.lock_memory);
+
+  // "never" for the grace period is the kernel's 0: hold I/O forever.
+  const Plan forever =
+      make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"}, {"grace", "never"}});
+  EXPECT_EQ(forever.device.grace_ms, 0u);
+}
+
+TEST(MakePlan, RefusesBadRecoverySettings) {
+  const Settings base{{"name", "d"}, {"backend", "file:/x"}};
+  const auto with = [&](std::string key, std::string value) {
+    Settings s = base;
+    s[std::move(key)] = std::move(value);
+    return s;
+  };
+  EXPECT_THROW(make_plan(with("recovery", "retry")), std::invalid_argument);
+  EXPECT_THROW(make_plan(with("timeout", "5 s")), std::invalid_argument);
+  EXPECT_THROW(make_plan(with("mlock", "2")), std::invalid_argument);
+  try {
+    make_plan(with("grace", "60s"));  // without recovery wait
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("recovery wait"), std::string::npos) << e.what();
+  }
+  Settings bad_grace = with("recovery", "wait");
+  bad_grace["grace"] = "soon";
+  try {
+    make_plan(bad_grace);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("grace"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace serve_tool

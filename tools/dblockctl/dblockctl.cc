@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dblock/control_device.h"
+#include "dblock/serve.h"
 #include "dblock/size.h"
 
 namespace {
@@ -33,37 +34,6 @@ Target parse_target(const std::string& text) {
     throw std::invalid_argument(fmt::format("device id {} is out of range", text));
   }
   return t;
-}
-
-std::string timeout_text(std::uint32_t ms) {
-  return ms == dblock::kTimeoutNever ? std::string("never") : fmt::format("{} ms", ms);
-}
-
-// "30s", "500ms", "never" or plain milliseconds.
-std::uint32_t parse_duration_ms(const std::string& text) {
-  if (text == "never") return dblock::kTimeoutNever;
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string unit = text.substr(used);
-  unsigned long long ms = 0;
-  if (used == 0) {
-    throw std::invalid_argument(fmt::format("bad duration '{}': use e.g. 500ms, 30s, never", text));
-  } else if (unit.empty() || unit == "ms") {
-    ms = v;
-  } else if (unit == "s") {
-    ms = v * 1000;
-  } else if (unit == "m") {
-    ms = v * 60000;
-  } else {
-    throw std::invalid_argument(fmt::format("bad duration '{}': use e.g. 500ms, 30s, never", text));
-  }
-  if (ms >= dblock::kTimeoutNever) throw std::invalid_argument("duration too long: " + text);
-  return static_cast<std::uint32_t>(ms);
 }
 
 std::string flags_text(const dblock::DeviceConfig& c) {
@@ -154,7 +124,7 @@ void print_info(const dblock::DeviceInfo& d) {
        c.write_zeroes ? fmt::format("up to {}", dblock::format_size(c.max_write_zeroes_bytes))
                       : "no"},
       {"flags:", flags_text(c)},
-      {"timeout:", timeout_text(c.timeout_ms)},
+      {"timeout:", dblock::format_duration_ms(c.timeout_ms)},
       {"recovery:", c.recovery == dblock::Recovery::kWait
                         ? fmt::format("wait ({})", c.grace_ms ? fmt::format("grace {} ms", c.grace_ms)
                                                               : std::string("forever"))
@@ -268,10 +238,10 @@ int main(int argc, char** argv) {
       }
       config.block_size = static_cast<std::uint32_t>(block_size);
       config.max_io_bytes = static_cast<std::uint32_t>(max_io);
-      if (!timeout_text_in.empty()) config.timeout_ms = parse_duration_ms(timeout_text_in);
+      if (!timeout_text_in.empty()) config.timeout_ms = dblock::parse_duration_ms(timeout_text_in);
       if (!recovery_text_in.empty()) config.recovery = dblock::parse_recovery(recovery_text_in);
       if (!grace_text_in.empty()) {
-        const std::uint32_t g = parse_duration_ms(grace_text_in);
+        const std::uint32_t g = dblock::parse_duration_ms(grace_text_in);
         config.grace_ms = g == dblock::kTimeoutNever ? 0 : g;
       }
       dblock::validate(config);
@@ -326,11 +296,11 @@ int main(int argc, char** argv) {
                            dblock::format_size(d.config.size_bytes), d.config.size_bytes);
     } else if (*set_cmd) {
       dblock::ControlDevice::Changes changes;
-      if (!set_timeout_text.empty()) changes.timeout_ms = parse_duration_ms(set_timeout_text);
+      if (!set_timeout_text.empty()) changes.timeout_ms = dblock::parse_duration_ms(set_timeout_text);
       if (!set_recovery_text.empty()) changes.recovery = dblock::parse_recovery(set_recovery_text);
       if (!set_grace_text.empty()) {
         if (!changes.recovery) throw std::invalid_argument("--grace goes with --recovery");
-        const std::uint32_t g = parse_duration_ms(set_grace_text);
+        const std::uint32_t g = dblock::parse_duration_ms(set_grace_text);
         changes.grace_ms = g == dblock::kTimeoutNever ? 0 : g;
       }
       if (!changes.timeout_ms && !changes.recovery) {
@@ -348,7 +318,9 @@ int main(int argc, char** argv) {
       }
     }
   } catch (const std::exception& e) {
-    fmt::print(stderr, "dblockctl: {}\n", e.what());
+    fmt::print(stderr, "dblockctl: {}\n",
+               *create_cmd ? dblock::explain_create_error(e, config.name)
+                           : dblock::explain_error(e));
     return 1;
   }
   return 0;

@@ -19,6 +19,20 @@ struct ServeOptions {
   // 0.  serve() blocks these signals in the calling thread before it starts
   // any thread; threads the application started earlier must block them too.
   bool destroy_on_signal = true;
+  // Serve the existing device named config.name instead of creating it: a
+  // device whose server died or handed it over (recovery policy "wait"),
+  // with the held requests.  Its shape is the device's; config's is ignored.
+  bool attach = false;
+  // On SIGUSR1, hand the device over to the next server: answer what was
+  // fetched, close the channel and return 0, leaving the device and its
+  // queued requests to a server started with `attach`.  Refused (the signal
+  // is reported and ignored) unless the device's recovery policy is "wait",
+  // under which no request fails while no server is attached.
+  bool handover_on_signal = true;
+  // mlockall(MCL_CURRENT | MCL_FUTURE) before serving, so that the server
+  // never waits for its own pages to be read back while the kernel reclaims
+  // memory by writing to the device it serves.
+  bool lock_memory = false;
   // Runs once the disk exists.  Default: print "serving /dev/NAME (...)" to
   // stdout.
   std::function<void(const DeviceInfo&)> on_started;
@@ -27,8 +41,9 @@ struct ServeOptions {
 // The whole life of a simple server, for main() to return:
 //   creates the device `config` (its size must fit in the backend; flush,
 //   discard and write zeroes are turned on when the backend supports them),
-//   serves it from `backend` until the device is destroyed (`dblockctl
-//   destroy NAME`, or a signal, see ServeOptions) and returns 0.
+//   or attaches to it (ServeOptions::attach), serves it from `backend` until
+//   the device is destroyed (`dblockctl destroy NAME`, or a signal, see
+//   ServeOptions) or handed over, and returns 0.
 // On an error it prints one line to stderr, saying what to do for the common
 // mistakes (module not loaded, not root, name taken), destroys the device if
 // it had created it, and returns 1.
@@ -38,6 +53,11 @@ int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& opti
 // The one-line message serve() prints for an error while creating `name`,
 // with the fix for the common mistakes ("... (fix: ...)").
 std::string explain_create_error(const std::exception& error, const std::string& name);
+
+// The one-line message for any other error of a dblock tool: the fix for
+// the common mistakes (module not loaded, not root) appended; other errors
+// as they are.
+std::string explain_error(const std::exception& error);
 
 }  // namespace dblock
 

@@ -16,6 +16,14 @@ std::uint64_t parse_size(std::string_view text);
 // Renders a byte count for humans: "512 B", "4 KiB", "1.5 GiB".
 std::string format_size(std::uint64_t bytes);
 
+// Parses a duration in milliseconds: digits with an optional unit ms
+// (default), s or m, or "never" (kTimeoutNever, i.e. UINT32_MAX).  Throws
+// std::invalid_argument on bad syntax or a duration of UINT32_MAX ms or more.
+std::uint32_t parse_duration_ms(std::string_view text);
+
+// "never" for UINT32_MAX, otherwise "N ms".
+std::string format_duration_ms(std::uint32_t ms);
+
 }  // namespace dblock
 
 #endif  // DBLOCK_SIZE_H_

@@ -1,7 +1,8 @@
 #!/bin/bash
 # dblock-serve: the null, ram and file backends, a --config file, SIGTERM and
 # SIGINT destroy the device and the server exits 0, and the one-line errors
-# for the common mistakes (module not loaded, not root, name taken).
+# for the common mistakes (module not loaded, not root, name taken), of
+# dblock-serve, dblockctl and the sample alike.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"
@@ -39,13 +40,24 @@ serve_bg() {
 
 if grep -q '^dblock ' /proc/modules; then rmmod dblock; fi
 expect_error "module is not loaded (fix: sudo modprobe dblock" "$SERVE" nomod --backend null --size 64M
+expect_error "module is not loaded (fix: sudo modprobe dblock" "$SAMPLE" --name nomod
+expect_error "module is not loaded (fix: sudo modprobe dblock" "$SAMPLE" -d
+expect_error "module is not loaded (fix: sudo modprobe dblock" "$DBLOCKCTL" create nomod --size 64M
+expect_error "module is not loaded (fix: sudo modprobe dblock" "$DBLOCKCTL" list
 expect_error "needs a size" "$SERVE" nosize --backend ram
 expect_error "not one of ram, null, file:PATH" "$SERVE" badbackend --backend disk --size 1M
 expect_error "unknown key 'sizee'" "$SERVE" --config <(printf 'name=x\nsizee=1G\n')
 
 load_dblock
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 expect_error "only root may create dblock devices (fix: run it as root" \
-  setpriv --reuid=65534 --regid=65534 --clear-groups "$SERVE" notroot --backend null --size 64M
+  "${nobody[@]}" "$SERVE" notroot --backend null --size 64M
+expect_error "only root may create dblock devices (fix: run it as root" \
+  "${nobody[@]}" "$SAMPLE" --name notroot
+expect_error "only root may create dblock devices (fix: run it as root" \
+  "${nobody[@]}" "$DBLOCKCTL" create notroot --size 64M
+expect_error "only root may manage dblock devices (fix: run it as root" \
+  "${nobody[@]}" "$DBLOCKCTL" list
 
 # null: stores nothing, answers at once.
 serve_bg srvnull --backend null --size 256M --queues 2 --depth 32
@@ -54,6 +66,14 @@ dd if=/dev/urandom of=/dev/srvnull bs=1M count=32 oflag=direct status=none
 dd if=/dev/srvnull of=/dev/null bs=1M count=32 iflag=direct status=none
 expect_error "a dblock device with that name exists (served by pid $SERVE_PID) (fix: choose another name, or remove it: dblockctl destroy srvnull)" \
   "$SERVE" srvnull --backend null --size 64M
+expect_error "a dblock device with that name exists (served by pid $SERVE_PID) (fix: choose another name" \
+  "$SAMPLE" --name srvnull
+expect_error "a dblock device with that name exists (served by pid $SERVE_PID) (fix: choose another name" \
+  "$DBLOCKCTL" create srvnull --size 64M
+expect_error "it is served by pid $SERVE_PID (fix: let that server hand it over: kill -USR1 $SERVE_PID)" \
+  "$SERVE" srvnull --backend null --size 256M --attach
+expect_error "no dblock device has that name" "$SERVE" nosuch --backend null --size 64M --attach
+expect_error "would serve zeros" "$SERVE" srvnull --backend ram --size 256M --attach
 if modprobe loop 2>/dev/null && [[ -e /sys/class/block/loop0 ]]; then
   expect_error "a block device with that name exists, not a dblock one" "$SERVE" loop0 --backend null --size 64M
 fi

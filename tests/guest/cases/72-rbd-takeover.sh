@@ -45,6 +45,7 @@ mkdir -p /tmp/mnt/data
 # kept; a progress line per file with its time.
 for ((i = 0; i < 40; i++)); do head -c $(((i % 5 + 4) * 262144)) /dev/urandom >/tmp/src/f$i; done
 (cd /tmp/src && sha256sum ./* >/tmp/sums.txt)
+: >/tmp/progress.txt
 (
   for ((i = 0; i < 40; i++)); do
     dd if=/tmp/src/f$i of=/tmp/mnt/data/f$i bs=256k conv=fsync status=none || exit 1
@@ -52,7 +53,7 @@ for ((i = 0; i < 40; i++)); do head -c $(((i % 5 + 4) * 262144)) /dev/urandom >/
   done
 ) &
 WORK_PID=$!
-until [[ $(wc -l </tmp/progress.txt 2>/dev/null || echo 0) -ge 8 ]]; do
+until [[ $(wc -l </tmp/progress.txt) -ge 8 ]]; do
   kill -0 "$WORK_PID" 2>/dev/null || die "the workload ended early"
   sleep 0.2
 done

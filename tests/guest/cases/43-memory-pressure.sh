@@ -1,0 +1,71 @@
+#!/bin/bash
+# Serving under memory pressure: most of the guest's memory is pinned in a
+# tmpfs (no swap: it cannot be reclaimed), dirty limits are raised so that
+# the page cache fills with dirty data of the dblock device, and a buffered
+# writer pushes twice the free memory or more through ext4.  Reclaim must
+# write back through the server (mlocked, an I/O flusher) without deadlock:
+# the writes finish, a read-back after dropping caches verifies, and the
+# kernel log has no hung task.  The backing file lives on the host (the
+# guest's 9p output share, uncached), so the data itself costs no guest RAM.
+# dblock-timeout: 900
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../dblock-lib.sh"
+
+command -v fio >/dev/null || die "fio is not installed"
+[[ -n ${DBLOCK_OUT:-} && -d $DBLOCK_OUT ]] || die "DBLOCK_OUT (the guest's output share) is not set"
+name=mp mnt=/tmp/mpmnt fill=/tmp/mpfill img=$DBLOCK_OUT/memory-pressure.img
+
+# Run by cleanup_dblock (dblock-lib.sh) on any exit.
+case_cleanup() {
+  umount "$fill" 2>/dev/null || true
+  rm -f "$img"
+}
+
+load_dblock
+rm -f "$img" && truncate -s 1G "$img"
+start_serve "$name" --backend "file:$img" --queues 2 --depth 32 --mlock
+locked_kb=$(awk '/^VmLck/ {print $2}' "/proc/$SERVE_PID/status")
+((locked_kb > 0)) || die "the server's memory is not locked (VmLck $locked_kb kB)"
+mkfs.ext4 -q "/dev/$name"
+mkdir -p "$mnt" && mount "/dev/$name" "$mnt"
+
+old_ratio=$(sysctl -n vm.dirty_ratio) old_bg=$(sysctl -n vm.dirty_background_ratio)
+sysctl -q vm.dirty_ratio=90 vm.dirty_background_ratio=80
+avail_mb=$(($(awk '/^MemAvailable/ {print $2}' /proc/meminfo) / 1024))
+fill_mb=$((avail_mb - 160))
+((fill_mb > 0)) || die "only $avail_mb MiB available"
+mkdir -p "$fill" && mount -t tmpfs -o size=100% tmpfs "$fill"
+dd if=/dev/zero of="$fill/pin" bs=1M count="$fill_mb" status=none
+left_mb=$(($(awk '/^MemAvailable/ {print $2}' /proc/meminfo) / 1024))
+write_mb=$((left_mb * 2 > 320 ? left_mb * 2 : 320))
+log "pinned $fill_mb MiB; $left_mb MiB available; writing $write_mb MiB buffered"
+
+fio --name=pressure --filename="$mnt/data" --ioengine=psync --direct=0 --rw=write \
+  --bs=1M --size="${write_mb}M" --end_fsync=1 --verify=crc32c --do_verify=0 \
+  --output-format=terse >/tmp/fio.mp.out 2>&1 &
+fio_pid=$!
+peak_dirty=0
+while kill -0 "$fio_pid" 2>/dev/null; do
+  dirty=$(awk '/^Dirty:/ {print $2}' /proc/meminfo)
+  ((dirty > peak_dirty)) && peak_dirty=$dirty
+  sleep 0.5
+done
+wait "$fio_pid" || { cat /tmp/fio.mp.out; die "buffered writes under memory pressure failed"; }
+log "writes done; peak Dirty $((peak_dirty / 1024)) MiB; $(grep -E '^(MemFree|MemAvailable):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+
+echo 3 >/proc/sys/vm/drop_caches
+fio --name=pressure --filename="$mnt/data" --ioengine=psync --direct=0 --rw=write \
+  --bs=1M --size="${write_mb}M" --verify=crc32c --verify_only --verify_fatal=1 \
+  --output-format=terse >/tmp/fio.mp.verify 2>&1 ||
+  { cat /tmp/fio.mp.verify; die "data written under memory pressure did not verify"; }
+
+kill -0 "$SERVE_PID" 2>/dev/null || die "the server died under memory pressure"
+umount "$fill"
+sysctl -q vm.dirty_ratio="$old_ratio" vm.dirty_background_ratio="$old_bg"
+umount "$mnt"
+e2fsck -fn "/dev/$name" || die "e2fsck found errors"
+"$DBLOCKCTL" destroy "$name"
+wait_exit "$SERVE_PID" 30
+case_cleanup
+unload_dblock
