@@ -34,7 +34,10 @@ need_packages() {
 		[[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
 	done
 	((${#missing[@]} == 0)) && return 0
-	if [[ ${missing[*]} == *-linux-gnu* && $(dpkg-query -W -f='${db:Status-Abbrev}' gcc-multilib 2>/dev/null) == ii* ]]; then
+	# Ask apt (a simulation) rather than guess which packages conflict.
+	if [[ $(dpkg-query -W -f='${db:Status-Abbrev}' gcc-multilib 2>/dev/null) == ii* ]] &&
+		apt-get install -s --no-install-recommends "${missing[@]}" 2>/dev/null |
+		grep -qE '^Remv (gcc|g\+\+)(-[0-9]+)?-multilib'; then
 		echo "cross-build: ${missing[*]} would remove gcc-multilib (Debian 12: they conflict); not installing" >&2
 		exit 1
 	fi
