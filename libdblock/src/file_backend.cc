@@ -83,44 +83,61 @@ void FileBackend::write(std::uint64_t offset, std::span<const std::byte> data, b
   if (fua) flush();
 }
 
-void FileBackend::fallocate_range(int mode, std::uint64_t offset, std::uint64_t length,
-                                  std::string_view what) {
+void FileBackend::check_zeroing(std::uint64_t offset, std::uint64_t length,
+                                std::string_view what) const {
   if (read_only_) throw Error(EROFS, fmt::format("{} on {}", what, path_));
   internal::check_range(what, offset, length, size_.load());
-  if (is_block_device_) {
-    std::uint64_t range[2] = {offset, length};
-    const unsigned long request =
-        (mode & FALLOC_FL_ZERO_RANGE) ? BLKZEROOUT : BLKDISCARD;
-    if (::ioctl(fd_.get(), request, range) < 0) {
-      const int err = errno;
-      throw Error(err, fmt::format("{} {} bytes at offset {} of {}", what, length, offset, path_));
-    }
-    return;
+}
+
+void FileBackend::block_range_ioctl(unsigned long request, std::uint64_t offset,
+                                    std::uint64_t length, std::string_view what) {
+  std::uint64_t range[2] = {offset, length};
+  if (::ioctl(fd_.get(), request, range) < 0) {
+    const int err = errno;
+    throw Error(err, fmt::format("{} {} bytes at offset {} of {}", what, length, offset, path_));
   }
+}
+
+bool FileBackend::try_fallocate(int mode, std::uint64_t offset, std::uint64_t length,
+                                std::string_view what) {
   while (::fallocate(fd_.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) < 0) {
     if (errno == EINTR) continue;
     const int err = errno;
+    // Some file systems (9p, older NFS; tmpfs for ZERO_RANGE) lack the mode.
+    if (err == EOPNOTSUPP) return false;
     throw Error(err, fmt::format("{} {} bytes at offset {} of {}: fallocate", what, length,
                                  offset, path_));
   }
+  return true;
 }
 
 void FileBackend::discard(std::uint64_t offset, std::uint64_t length) {
-  fallocate_range(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length, "discard");
+  check_zeroing(offset, length, "discard");
+  if (is_block_device_) {
+    block_range_ioctl(BLKDISCARD, offset, length, "discard");
+    return;
+  }
+  // A discard only allows the space to be freed: where holes cannot be
+  // punched, the data simply stays.
+  (void)try_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length, "discard");
 }
 
 void FileBackend::write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) {
-  if (may_unmap) {
-    fallocate_range(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length, "write zeroes");
+  check_zeroing(offset, length, "write zeroes");
+  if (is_block_device_) {
+    // Not BLKDISCARD even when unmapping is allowed: it does not promise
+    // zeroes; BLKZEROOUT unmaps where the device can and reads back zeroes.
+    block_range_ioctl(BLKZEROOUT, offset, length, "write zeroes");
     return;
   }
-  try {
-    fallocate_range(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length, "write zeroes");
-  } catch (const Error& e) {
-    // tmpfs and some others have no ZERO_RANGE: write real zeroes instead.
-    if (e.code().value() != EOPNOTSUPP || is_block_device_) throw;
-    Backend::write_zeroes(offset, length, false);
+  if (may_unmap &&
+      try_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length, "write zeroes")) {
+    return;
   }
+  if (try_fallocate(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length, "write zeroes")) {
+    return;
+  }
+  Backend::write_zeroes(offset, length, false);  // real zeroes
 }
 
 void FileBackend::resize(std::uint64_t new_size) {

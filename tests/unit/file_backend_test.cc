@@ -103,5 +103,41 @@ TEST_F(FileBackendTest, OpenErrorsNameThePath) {
   EXPECT_THROW(FileBackend("/dev/null"), Error);  // a char device has no size
 }
 
+// Zeroes read back as zeroes whichever way the file system provides them;
+// run in the temp directory and, where there is one, on tmpfs (/dev/shm),
+// which has no FALLOC_FL_ZERO_RANGE: zeroes are then written.
+TEST_F(FileBackendTest, WriteZeroesAndDiscardOnEveryFileSystem) {
+  std::vector<std::string> paths{path_};
+  std::string shm = "/dev/shm/dblock_test_XXXXXX";
+  if (const int fd = ::mkstemp(shm.data()); fd >= 0) {
+    ::close(fd);
+    paths.push_back(shm);
+  }
+  for (const std::string& path : paths) {
+    SCOPED_TRACE(path);
+    std::filesystem::resize_file(path, 256 * 1024);
+    FileBackend file(path);
+    const std::vector<std::byte> ones(64 * 1024, std::byte{0xff});
+    file.write(0, ones, false);
+    file.write(128 * 1024, ones, false);
+    file.write_zeroes(4096, 8192, /*may_unmap=*/false);
+    file.write_zeroes(128 * 1024 + 4096, 8192, /*may_unmap=*/true);
+    file.discard(32 * 1024, 4096);  // may or may not free: must not fail
+    std::vector<std::byte> out(8192);
+    for (const std::uint64_t at : {std::uint64_t{4096}, std::uint64_t{128 * 1024 + 4096}}) {
+      file.read(at, out);
+      EXPECT_EQ(out, std::vector<std::byte>(8192, std::byte{0})) << "at " << at;
+    }
+    // Around the zeroed ranges the data is untouched.
+    std::vector<std::byte> edge(4096);
+    file.read(0, edge);
+    EXPECT_EQ(edge, std::vector<std::byte>(4096, std::byte{0xff}));
+    file.read(12288, edge);
+    EXPECT_EQ(edge, std::vector<std::byte>(4096, std::byte{0xff}));
+    EXPECT_THROW(file.write_zeroes(250 * 1024, 8192, false), std::exception);
+  }
+  if (paths.size() > 1) std::filesystem::remove(paths[1]);
+}
+
 }  // namespace
 }  // namespace dblock

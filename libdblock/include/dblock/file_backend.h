@@ -26,8 +26,9 @@ class FileBackend final : public Backend {
   void flush() override;
   bool supports_flush() const override { return true; }
   // Regular files: fallocate() punches holes (discard, or zeroes that may
-  // be unmapped) or zeroes a range keeping it allocated.  Block devices:
-  // BLKDISCARD and BLKZEROOUT.
+  // be unmapped) or zeroes a range keeping it allocated; where the file
+  // system has no such mode, a discard does nothing and zeroes are written.
+  // Block devices: BLKDISCARD for discards, BLKZEROOUT for zeroes.
   void discard(std::uint64_t offset, std::uint64_t length) override;
   void write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) override;
   bool supports_discard() const override { return true; }
@@ -38,8 +39,11 @@ class FileBackend final : public Backend {
   const std::string& path() const { return path_; }
 
  private:
-  void fallocate_range(int mode, std::uint64_t offset, std::uint64_t length,
-                       std::string_view what);
+  void check_zeroing(std::uint64_t offset, std::uint64_t length, std::string_view what) const;
+  void block_range_ioctl(unsigned long request, std::uint64_t offset, std::uint64_t length,
+                         std::string_view what);
+  // False if the file's file system lacks the mode (EOPNOTSUPP).
+  bool try_fallocate(int mode, std::uint64_t offset, std::uint64_t length, std::string_view what);
 
   std::string path_;
   bool read_only_;
