@@ -5,7 +5,8 @@
 #   3. the guest suite (tests/guest/cases) in a QEMU guest per kernel.
 # Ends with one line "N passed, N failed" over all of them.
 # DBLOCK_RBD=0 leaves out the Ceph guests, DBLOCK_INSTALL_TEST=0 the
-# installed-package build (case 60 then reports itself skipped).
+# installed-package build (case 60 then reports itself skipped),
+# DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh).
 # DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12"); DBLOCK_ARCHES the
 # foreign architectures (default "arm64"; "arm64 armhf i386"; "" for none).
 set -uo pipefail
@@ -71,6 +72,17 @@ esac
 section "installed package (make install, out-of-tree consumers)"
 if [ "${DBLOCK_INSTALL_TEST:-1}" = 1 ] && [ -x "$top/tests/install/run.sh" ]; then
 	"$top/tests/install/run.sh" --no-guest >"$log" 2>&1 || { tail -30 "$log"; total_failed=$((total_failed + 1)); }
+fi
+
+section "DKMS (make dkms-install for the 6.1 and 6.12 kernels, each module loaded in its guest)"
+if [ "${DBLOCK_DKMS_TEST:-1}" = 1 ]; then
+	if "$src/tests/dkms/run.sh" >"$log" 2>&1; then
+		grep 'dkms-test:' "$log"
+		total_passed=$((total_passed + 1))
+	else
+		tail -n 30 "$log"
+		total_failed=$((total_failed + 1))
+	fi
 fi
 
 for line in $kernels; do
