@@ -6,6 +6,7 @@
 #   usage: bench/run-bench.sh [--kernel 6.12|6.1] [--quick] [--runtime S] [--ramp S]
 #                             [--mem MB] [--only T1,T2,...] [--no-install] [--no-build]
 #                             [--prebuilt DIR]  (DIR/dblock.ko and DIR/bin/: a known-good pair)
+#                             [--modparams "poll_us=0"]  (dblock.ko's parameters)
 # Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved
 #   dblock-ram-1q-coloc profile mem scale
 # Output: bench/results/latest.{md,json,png} (and the raw files under
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt=""
+line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt="" modparams=""
 while (($#)); do
   case $1 in
     --kernel) line=${2:?}; shift 2 ;;
@@ -26,7 +27,8 @@ while (($#)); do
     --no-install) install=0; shift ;;
     --no-build) build=0; shift ;;
     --prebuilt) prebuilt=$(cd "${2:?}" && pwd); build=0; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \?//'; exit 0 ;;
+    --modparams) modparams=${2?}; shift 2 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \?//'; exit 0 ;;
     *) echo "run-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,13 +80,14 @@ cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
   echo "line=$line"
   echo "guest_mem_mb=$mem"
   echo "binaries=${prebuilt:-built from this tree now}"
+  echo "modparams=${modparams:-defaults}"
 } >"$out/host.env"
 
 # 4. The guest: every measurement in one boot.
 say "guest run: kernel $line, runtime ${runtime}s + ramp ${ramp}s per job, out $out"
 set +e
 "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 2400 --out "$out" -- \
-  "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
+  env DBLOCK_BENCH_MODPARAMS="$modparams" "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
   >"$out/guest.log" 2>&1
 rc=$?
 set -e
