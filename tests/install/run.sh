@@ -23,7 +23,8 @@ check() { [[ -e $root/$1 ]] || die "not installed: $1"; }
 
 root=$dir/root prefix=/usr/local
 start=$SECONDS
-rm -rf "${dir:?}/root" "${dir:?}/bin" "${dir:?}/consumer-cmake"
+# A fresh build: a cache left by another checkout would make cmake refuse.
+rm -rf "${dir:?}/root" "${dir:?}/bin" "${dir:?}/consumer-cmake" "${dir:?}/build"
 mkdir -p "$dir/bin"
 
 log "make install DESTDIR=$root PREFIX=$prefix"
