@@ -22,6 +22,19 @@ Mapping::Mapping(int fd, std::size_t length, off_t offset, std::string_view what
   length_ = length;
 }
 
+Mapping Mapping::anonymous(std::size_t length, std::string_view what) {
+  void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (addr == MAP_FAILED) {
+    const int err = errno;
+    throw Error(err, fmt::format("mmap {} bytes of memory for {}", length, what));
+  }
+  Mapping m;
+  m.addr_ = addr;
+  m.length_ = length;
+  return m;
+}
+
 Mapping::Mapping(Mapping&& other) noexcept
     : addr_(std::exchange(other.addr_, nullptr)), length_(std::exchange(other.length_, 0)) {}
 

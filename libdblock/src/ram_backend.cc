@@ -1,12 +1,40 @@
 // Copyright (c) dblock authors.
 #include "dblock/ram_backend.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "backend_internal.h"
 
 namespace dblock {
+
+namespace {
+
+// Zeroes `length` bytes at `at`; whole pages inside are given back to the
+// kernel, which then reads them as zeroes.
+void zero_and_free(std::byte* at, std::size_t length) {
+  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<std::uintptr_t>(at);
+  const std::uintptr_t first = (start + page - 1) / page * page;
+  const std::uintptr_t last = (start + length) / page * page;
+  if (first >= last) {
+    std::memset(at, 0, length);
+    return;
+  }
+  std::memset(at, 0, first - start);
+  if (::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) < 0) {
+    std::memset(reinterpret_cast<void*>(first), 0, last - first);
+  }
+  std::memset(reinterpret_cast<void*>(last), 0, start + length - last);
+}
+
+}  // namespace
+
+RamBackend::Chunk::Chunk() : memory(Mapping::anonymous(kChunkBytes, "a RAM backend chunk")) {}
 
 RamBackend::RamBackend(std::uint64_t size_bytes) : size_(size_bytes) {}
 
@@ -31,7 +59,7 @@ void RamBackend::read(std::uint64_t offset, std::span<std::byte> out) {
     const std::size_t n = std::min(out.size(), kChunkBytes - in_chunk);
     if (const auto chunk = find_chunk(offset / kChunkBytes, false)) {
       std::lock_guard lock(chunk->mu);
-      std::memcpy(out.data(), chunk->data + in_chunk, n);
+      std::memcpy(out.data(), chunk->data() + in_chunk, n);
     } else {
       std::memset(out.data(), 0, n);
     }
@@ -48,7 +76,7 @@ void RamBackend::write(std::uint64_t offset, std::span<const std::byte> data, bo
     const auto chunk = find_chunk(offset / kChunkBytes, true);
     {
       std::lock_guard lock(chunk->mu);
-      std::memcpy(chunk->data + in_chunk, data.data(), n);
+      std::memcpy(chunk->data() + in_chunk, data.data(), n);
     }
     offset += n;
     data = data.subspan(n);
@@ -66,7 +94,11 @@ void RamBackend::zero_range(std::uint64_t offset, std::uint64_t length, bool may
       chunks_.erase(index);
     } else if (const auto chunk = find_chunk(index, false)) {
       std::lock_guard lock(chunk->mu);
-      std::memset(chunk->data + in_chunk, 0, n);
+      if (may_free) {
+        zero_and_free(chunk->data() + in_chunk, n);
+      } else {
+        std::memset(chunk->data() + in_chunk, 0, n);
+      }
     }
     offset += n;
     length -= n;

@@ -1,7 +1,10 @@
 // Copyright (c) dblock authors.
 #include "dblock/ram_backend.h"
 
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -107,6 +110,70 @@ TEST(RamBackend, ConcurrentWritersOnDisjointRanges) {
     ram.read(block * kBlock, out);
     ASSERT_EQ(out, pattern(kBlock, unsigned(block))) << "block " << block;
   }
+}
+
+// Resident memory of this process, from /proc/self/statm.
+std::uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+TEST(RamBackend, DiscardAndZeroesReadAsZeroesAndKeepTheRest) {
+  constexpr std::uint64_t kChunk = RamBackend::kChunkBytes;
+  RamBackend ram(8 * kChunk);
+  const auto data = pattern(4 * kChunk, 3);
+  ram.write(kChunk, data, false);
+  EXPECT_EQ(ram.allocated_bytes(), 4 * kChunk);
+
+  // Unaligned: the end of chunk 1, chunks 2 and 3 whole, the start of 4.
+  const std::uint64_t from = 2 * kChunk - 5000, to = 4 * kChunk + 777;
+  ram.discard(from, to - from);
+  EXPECT_EQ(ram.allocated_bytes(), 2 * kChunk) << "the whole chunks inside are freed";
+  // Zeroes that must stay allocated, inside one chunk and not page-aligned.
+  ram.write_zeroes(kChunk + 100, 3000, /*may_unmap=*/false);
+
+  std::vector<std::byte> out(data.size());
+  ram.read(kChunk, out);
+  auto expected = data;
+  std::memset(expected.data() + (from - kChunk), 0, to - from);
+  std::memset(expected.data() + 100, 0, 3000);
+  EXPECT_EQ(out, expected);
+}
+
+TEST(RamBackend, ShrinkThenGrowReadsZeroesPastTheOldEnd) {
+  constexpr std::uint64_t kChunk = RamBackend::kChunkBytes;
+  RamBackend ram(4 * kChunk);
+  ram.write(0, pattern(4 * kChunk, 9), false);
+  ram.resize(kChunk + 4096);
+  EXPECT_EQ(ram.allocated_bytes(), 2 * kChunk);
+  ram.resize(4 * kChunk);
+  std::vector<std::byte> out(3 * kChunk - 4096);
+  ram.read(kChunk + 4096, out);
+  EXPECT_TRUE(all_zero(out));
+  std::vector<std::byte> kept(kChunk + 4096);
+  ram.read(0, kept);
+  EXPECT_EQ(kept, pattern(kChunk + 4096, 9));
+}
+
+// Memory follows what is written, at page granularity, not chunk size.
+TEST(RamBackend, MemoryIsTakenForWrittenPagesAndGivenBackOnDiscard) {
+  constexpr std::uint64_t kChunk = RamBackend::kChunkBytes;
+  RamBackend ram(64 * kChunk);
+  const std::uint64_t before = resident_bytes();
+  // One 4 KiB block in each of 16 chunks: 16 chunks reserved, 64 KiB used.
+  for (std::uint64_t c = 0; c < 16; ++c) ram.write(c * kChunk + 8192, pattern(4096, 1), false);
+  EXPECT_EQ(ram.allocated_bytes(), 16 * kChunk);
+  EXPECT_LT(resident_bytes() - before, 4 * kChunk) << "whole chunks were made resident";
+
+  const std::uint64_t data_at = 32 * kChunk;
+  ram.write(data_at, pattern(16 * kChunk, 2), false);
+  const std::uint64_t full = resident_bytes();
+  EXPECT_GE(full - before, 15 * kChunk);
+  // Not chunk-aligned, so most of it is freed page by page inside chunks.
+  ram.discard(data_at + kChunk / 2, 15 * kChunk);
+  EXPECT_GE(full - resident_bytes(), 14 * kChunk);
 }
 
 }  // namespace

@@ -10,13 +10,17 @@
 
 namespace dblock {
 
-// A shared read-write mapping of part of a file, unmapped on destruction.
+// A shared read-write mapping of part of a file, or private anonymous
+// memory, unmapped on destruction.
 // Thread-safety: the object is immutable; the mapped bytes are not guarded.
 class Mapping {
  public:
   Mapping() = default;
   // Maps `length` bytes of `fd` at `offset`; `what` names the file in errors.
   Mapping(int fd, std::size_t length, off_t offset, std::string_view what);
+  // `length` bytes of private memory that read as zeroes and take memory
+  // only where written (MAP_NORESERVE); `what` names it in errors.
+  static Mapping anonymous(std::size_t length, std::string_view what);
   Mapping(Mapping&& other) noexcept;
   Mapping& operator=(Mapping&& other) noexcept;
   Mapping(const Mapping&) = delete;

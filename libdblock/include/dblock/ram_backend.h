@@ -11,17 +11,21 @@
 #include <unordered_map>
 
 #include "dblock/backend.h"
+#include "dblock/mapping.h"
 
 namespace dblock {
 
-// A sparse in-memory disk: memory is allocated in kChunkBytes chunks on the
-// first write to them, and never-written ranges read as zeros.
+// A sparse in-memory disk: address space is reserved in kChunkBytes chunks
+// on the first write to them, memory only for the pages written; ranges
+// never written read as zeros.  Chunks are large so that a request of up to
+// kChunkBytes is one copy; discards and unmapping zeroes give whole pages
+// back (madvise) and drop whole chunks.
 // Thread-safety: fully thread-safe; the chunk table is behind a shared
 // mutex and each chunk has its own lock, so I/O to different chunks runs in
 // parallel.
 class RamBackend final : public Backend {
  public:
-  static constexpr std::size_t kChunkBytes = 64 * 1024;
+  static constexpr std::size_t kChunkBytes = 1024 * 1024;
 
   explicit RamBackend(std::uint64_t size_bytes);
 
@@ -44,14 +48,18 @@ class RamBackend final : public Backend {
 
  private:
   struct Chunk {
+    Chunk();
+    std::byte* data() const { return memory.bytes().data(); }
+
     std::mutex mu;
-    std::byte data[kChunkBytes]{};
+    Mapping memory;
   };
 
   // A chunk stays alive while a reader or writer holds it, even if a
   // concurrent discard drops it from the table.
   std::shared_ptr<Chunk> find_chunk(std::uint64_t index, bool create);
-  // Zeroes [offset, offset + length), freeing whole chunks if may_free.
+  // Zeroes [offset, offset + length), freeing whole chunks and pages if
+  // may_free.
   void zero_range(std::uint64_t offset, std::uint64_t length, bool may_free);
   std::atomic<std::uint64_t> size_;
   mutable std::shared_mutex table_mu_;

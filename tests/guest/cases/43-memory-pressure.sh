@@ -35,7 +35,7 @@ mkdir -p "$mnt" && mount "/dev/$name" "$mnt"
 old_ratio=$(sysctl -n vm.dirty_ratio) old_bg=$(sysctl -n vm.dirty_background_ratio)
 sysctl -q vm.dirty_ratio=90 vm.dirty_background_ratio=80
 avail_mb=$(($(awk '/^MemAvailable/ {print $2}' /proc/meminfo) / 1024))
-fill_mb=$((avail_mb - 160))
+fill_mb=$((avail_mb - 200))
 ((fill_mb > 0)) || die "only $avail_mb MiB available"
 mkdir -p "$fill" && mount -t tmpfs -o size=100% tmpfs "$fill"
 dd if=/dev/zero of="$fill/pin" bs=1M count="$fill_mb" status=none
@@ -48,12 +48,21 @@ fio --name=pressure --filename="$mnt/data" --ioengine=psync --direct=0 --rw=writ
   --bs=1M --size="${write_mb}M" --end_fsync=1 --verify=crc32c --do_verify=0 \
   --output-format=terse >/tmp/fio.mp.out 2>&1 &
 fio_pid=$!
+# Builtins only while memory is short: a fork would itself need memory
+# (copy-on-write faults) and stall in reclaim like any other process.
+mkfifo /tmp/mp.tick
+exec {tick}<>/tmp/mp.tick
 peak_dirty=0
 while kill -0 "$fio_pid" 2>/dev/null; do
-  dirty=$(awk '/^Dirty:/ {print $2}' /proc/meminfo)
-  ((dirty > peak_dirty)) && peak_dirty=$dirty
-  sleep 0.5
+  while read -r key value _; do
+    if [[ $key == Dirty: ]]; then
+      ((value > peak_dirty)) && peak_dirty=$value
+      break
+    fi
+  done </proc/meminfo
+  read -r -t 0.5 -u "$tick" _ || true # a sleep without a fork
 done
+exec {tick}>&-
 wait "$fio_pid" || { cat /tmp/fio.mp.out; die "buffered writes under memory pressure failed"; }
 log "writes done; peak Dirty $((peak_dirty / 1024)) MiB; $(grep -E '^(MemFree|MemAvailable):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
 
