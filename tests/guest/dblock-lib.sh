@@ -9,12 +9,12 @@ SAMPLE=$DBLOCK_BIN/dblock_sample_ramdisk
 DBLOCKCTL=$DBLOCK_BIN/dblockctl
 
 # A failed case must not leave servers, mounts or devices to the next one.
-# A case with more to undo defines case_cleanup, which runs first.
+# A case with more to undo defines case_cleanup, which runs once servers
+# and devices are gone.
 cleanup_dblock() {
   local rc=$? name
   trap - EXIT
   set +e
-  if declare -F case_cleanup >/dev/null; then case_cleanup; fi
   if grep -q '^dblock ' /proc/modules; then
     grep ' /tmp/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l 2>/dev/null
     pkill -KILL -f "$DBLOCK_BIN/" 2>/dev/null
@@ -24,6 +24,7 @@ cleanup_dblock() {
     done
     rmmod dblock 2>/dev/null || true
   fi
+  if declare -F case_cleanup >/dev/null; then case_cleanup; fi
   exit "$rc"
 }
 
