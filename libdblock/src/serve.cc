@@ -123,8 +123,7 @@ std::optional<DeviceInfo> find_unserved(const std::string& name, const Backend& 
                                "or create it: leave out --attach)",
                                what));
     } else {
-      out.complain(err == ENOENT || err == EACCES || err == EPERM ? explain_create_error(e, name)
-                                                                  : e.what());
+      out.complain(explain_error(e));
     }
     return std::nullopt;
   }

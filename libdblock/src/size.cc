@@ -96,6 +96,11 @@ std::uint32_t parse_duration_ms(std::string_view text) {
   return static_cast<std::uint32_t>(value * scale);
 }
 
+std::uint32_t parse_grace_ms(std::string_view text) {
+  const std::uint32_t ms = parse_duration_ms(text);
+  return ms == std::numeric_limits<std::uint32_t>::max() ? 0 : ms;
+}
+
 std::string format_duration_ms(std::uint32_t ms) {
   return ms == std::numeric_limits<std::uint32_t>::max() ? std::string("never")
                                                           : fmt::format("{} ms", ms);

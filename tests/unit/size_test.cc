@@ -86,6 +86,12 @@ TEST(ParseDuration, RejectsBadText) {
   }
 }
 
+TEST(ParseGrace, NeverIsTheKernelsForever) {
+  EXPECT_EQ(parse_grace_ms("never"), 0u);
+  EXPECT_EQ(parse_grace_ms("60s"), 60'000u);
+  EXPECT_THROW(parse_grace_ms("soon"), std::invalid_argument);
+}
+
 TEST(FormatDuration, NeverAndMilliseconds) {
   EXPECT_EQ(format_duration_ms(UINT32_MAX), "never");
   EXPECT_EQ(format_duration_ms(1500), "1500 ms");

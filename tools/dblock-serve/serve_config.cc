@@ -66,9 +66,11 @@ bool boolean(const Settings& settings, std::string_view key) {
   throw std::invalid_argument(fmt::format("{} '{}' is not true or false", key, v));
 }
 
-std::uint32_t duration(std::string_view key, const std::string& text) {
+// parse(text), with `key` named in its error.
+std::uint32_t duration(std::string_view key, const std::string& text,
+                       std::uint32_t (*parse)(std::string_view)) {
   try {
-    return dblock::parse_duration_ms(text);
+    return parse(text);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(fmt::format("{}: {}", key, e.what()));
   }
@@ -169,11 +171,10 @@ Plan make_plan(const Settings& settings) {
     if (plan.device.recovery != dblock::Recovery::kWait) {
       throw std::invalid_argument("grace goes with recovery wait");
     }
-    const std::uint32_t ms = duration(it->first, it->second);
-    plan.device.grace_ms = ms == dblock::kTimeoutNever ? 0 : ms;
+    plan.device.grace_ms = duration(it->first, it->second, dblock::parse_grace_ms);
   }
   if (const auto it = settings.find("timeout"); it != settings.end()) {
-    plan.device.timeout_ms = duration(it->first, it->second);
+    plan.device.timeout_ms = duration(it->first, it->second, dblock::parse_duration_ms);
   }
   return plan;
 }

@@ -240,10 +240,7 @@ int main(int argc, char** argv) {
       config.max_io_bytes = static_cast<std::uint32_t>(max_io);
       if (!timeout_text_in.empty()) config.timeout_ms = dblock::parse_duration_ms(timeout_text_in);
       if (!recovery_text_in.empty()) config.recovery = dblock::parse_recovery(recovery_text_in);
-      if (!grace_text_in.empty()) {
-        const std::uint32_t g = dblock::parse_duration_ms(grace_text_in);
-        config.grace_ms = g == dblock::kTimeoutNever ? 0 : g;
-      }
+      if (!grace_text_in.empty()) config.grace_ms = dblock::parse_grace_ms(grace_text_in);
       dblock::validate(config);
     }
     const Target target = parse_target(target_text);
@@ -300,8 +297,7 @@ int main(int argc, char** argv) {
       if (!set_recovery_text.empty()) changes.recovery = dblock::parse_recovery(set_recovery_text);
       if (!set_grace_text.empty()) {
         if (!changes.recovery) throw std::invalid_argument("--grace goes with --recovery");
-        const std::uint32_t g = dblock::parse_duration_ms(set_grace_text);
-        changes.grace_ms = g == dblock::kTimeoutNever ? 0 : g;
+        changes.grace_ms = dblock::parse_grace_ms(set_grace_text);
       }
       if (!changes.timeout_ms && !changes.recovery) {
         throw std::invalid_argument("nothing to set: give --timeout and/or --recovery");

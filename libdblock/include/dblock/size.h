@@ -21,6 +21,10 @@ std::string format_size(std::uint64_t bytes);
 // std::invalid_argument on bad syntax or a duration of UINT32_MAX ms or more.
 std::uint32_t parse_duration_ms(std::string_view text);
 
+// A grace period (DBLOCK_RECOVERY_WAIT): as parse_duration_ms(), but
+// "never" is 0, the kernel's "hold requests forever".
+std::uint32_t parse_grace_ms(std::string_view text);
+
 // "never" for UINT32_MAX, otherwise "N ms".
 std::string format_duration_ms(std::uint32_t ms);
 
