@@ -5,6 +5,7 @@
 #   make demo          the main job: a QEMU guest serves and mounts a ramdisk
 #   make check         every test: unit tests, then guest tests on 6.1 and 6.12
 #   make bench         the side-by-side benchmark (not a test)
+#   make bench-rbd     krbd, rbd-nbd and dblock-rbd on one Ceph cluster (not a test)
 #   make install       libdblock (static, shared), headers, pkg-config and CMake files,
 #                      tools, man pages, udev rule, systemd unit: PREFIX=/usr/local, DESTDIR
 #   make dkms-install  dblock.ko through DKMS (root), for KVER="..." (default: running kernel)
@@ -15,7 +16,7 @@ KDIR ?= /lib/modules/$(shell uname -r)/build
 BUILD_DIR ?= build
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all module userspace probes demo check bench clean install uninstall dkms-install dkms-uninstall
+.PHONY: all module userspace probes demo check bench bench-rbd clean install uninstall dkms-install dkms-uninstall
 
 all: module userspace
 
@@ -43,6 +44,9 @@ check:
 
 bench:
 	./bench/run-bench.sh
+
+bench-rbd:
+	./bench/rbd-bench.sh
 
 clean:
 	-[ -f "$(KDIR)/Makefile" ] && $(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean

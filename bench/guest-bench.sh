@@ -58,7 +58,10 @@ cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
 
 # run_fio TARGET DEV [SERVER_PID]: every job in JOBS on DEV.
 run_fio() {
-  local target=$1 dev=$2 spid=${3:-} job name opts out pin
+  local target=$1 dev=$2 spid=${3:-} job name opts out pin sched
+  # The I/O scheduler changes per-request cost: record which one each device had.
+  sched=$(cat "/sys/block/$(basename "$(readlink -f "$dev")")/queue/scheduler" 2>/dev/null || echo "n/a (bio-based)")
+  note "scheduler $target: $sched"
   for job in "${JOBS[@]}"; do
     name=${job%% *} opts=${job#* }
     out=$RAW/fio/$target@$name

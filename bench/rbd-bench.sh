@@ -6,9 +6,10 @@
 # sequential read/write QD8.  Prints a table of IOPS and ratios.
 #   usage: bench/rbd-bench.sh [--kernel 6.12|6.1] [--runtime S] [--ramp S] [--mem MB]
 #                             [--osds N] [--queues N] [--depth N]
-# Needs: a built tree (build/bin/dblock-rbd), the module for the guest kernel
-# in /var/tmp/dblock-kmod/KVER (scripts/build-module.sh), ceph-mon ceph-osd
-# ceph-common rbd-nbd fio (scripts/install-deps.sh).
+# On the host it installs what it needs (scripts/install-deps.sh: Ceph,
+# rbd-nbd, fio), builds dblock-rbd and dblock.ko for the guest kernel, and
+# runs a snapshot of them (`--no-build`: use build/bin and the module in
+# /var/tmp/dblock-kmod-bench/KVER as they are).
 # TCG emulation: figures are not absolute speeds; only ratios within one run
 # mean something.  librbd's cache is off for both librbd clients (krbd has
 # none), so every write is acknowledged by the OSD in all three.
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-line=6.12 runtime=20 ramp=3 mem=4096 osds=1 queues=2 depth=64 in_guest=0
+line=6.12 runtime=20 ramp=3 mem=6144 osds=1 queues=2 depth=64 in_guest=0 build=1
 out=${RBD_BENCH_OUT:-/var/tmp/dblock-rbd-bench/$(date +%Y%m%d-%H%M%S)}
 while (($#)); do
   case $1 in
@@ -30,16 +31,44 @@ while (($#)); do
     --depth) depth=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --in-guest) in_guest=1; shift ;;
+    --no-build) build=0; shift ;;
     -h | --help) sed -n '2,18p' "$0" | sed 's/^# \?//'; exit 0 ;;
     *) echo "rbd-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 
 if ((!in_guest)); then
+  say() { echo "rbd-bench: $*" >&2; }
   mkdir -p "$out"
-  exec "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 3600 --out "$out" -- \
+  "$TOP/vm/prepare-kernels.sh" "$line" >/dev/null
+  # shellcheck source=/dev/null
+  . "${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}/$line.env"
+  kmod=/var/tmp/dblock-kmod-bench
+  if ((build)); then
+    "$TOP/scripts/install-deps.sh" || { say "installing packages failed"; exit 1; }
+    say "building dblock-rbd, dblockctl and dblock.ko for $KVER"
+    cmake -S "$TOP" -B "$TOP/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$TOP/build" -j2 --target dblock-rbd dblockctl >"$out/build.log" 2>&1 ||
+      { tail -20 "$out/build.log" >&2; exit 1; }
+    "$TOP/scripts/build-module.sh" "$KDIR" "$kmod/$KVER" >>"$out/build.log" 2>&1 ||
+      { tail -20 "$out/build.log" >&2; exit 1; }
+  fi
+  # A snapshot: a rebuild of build/bin must not change what the guest runs.
+  mkdir -p "$out/bin" "$out/kmod/$KVER"
+  cp "$TOP/build/bin/dblock-rbd" "$TOP/build/bin/dblockctl" "$out/bin/"
+  cp "$kmod/$KVER/dblock.ko" "$out/kmod/$KVER/"
+  echo "git $(git -C "$TOP" rev-parse --short HEAD), $(date -u +%FT%TZ), host: $(uptime)" >"$out/host.env"
+  "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 3600 --out "$out" -- \
+    env DBLOCK_BIN="$out/bin" DBLOCK_KMOD_DIR="$out/kmod" \
     "$TOP/bench/rbd-bench.sh" --in-guest --runtime "$runtime" --ramp "$ramp" --osds "$osds" \
     --queues "$queues" --depth "$depth" --out "$out"
+  [[ -s $out/table.md ]] || { say "no table: see $out/console.log"; exit 1; }
+  mkdir -p "$TOP/bench/results"
+  { echo "# Ceph RBD: krbd, rbd-nbd and dblock-rbd (bench/rbd-bench.sh)"; echo
+    echo "TCG emulation on a shared host: only ratios within this one run mean something."
+    echo "$(cat "$out/host.env")"; echo; cat "$out/table.md"; } >"$TOP/bench/results/rbd-latest.md"
+  say "results: bench/results/rbd-latest.md (raw: $out)"
+  exit 0
 fi
 
 # ---- in the guest ----
@@ -77,12 +106,27 @@ for t in "${TARGETS[@]}"; do
   ceph_create_image "img-$t" 1G --image-feature layering,exclusive-lock
 done
 
+# What the guest looked like when a target stalled: memory, the cluster, the kernel.
+diagnose() {
+  local target=$1
+  { echo "== free"; free -m; echo "== ps"; ps -eo pid,rss,stat,wchan:30,comm --sort=-rss | head -15
+    echo "== ceph -s"; timeout 20 ceph -c "$CEPH_CONF" -s 2>&1
+    echo "== dmesg"; dmesg | tail -40; } >"$RAW/$target.diagnose.txt" 2>&1
+  log "$target: diagnostics in $RAW/$target.diagnose.txt"
+}
+
 run_fio() {
   local target=$1 dev=$2 job name opts
   log "$target: prefill ${SIZE_MB} MiB of $dev"
   dd if=/dev/urandom of=/tmp/fill bs=1M count=16 status=none
-  for ((i = 0; i < SIZE_MB / 16; i++)); do cat /tmp/fill; done |
-    dd of="$dev" bs=1M oflag=direct iflag=fullblock status=none || log "prefill failed"
+  # A stalled client must cost this target its figures, not the whole run.
+  if ! timeout 900 bash -c 'for ((i = 0; i < $1 / 16; i++)); do cat /tmp/fill; done |
+      dd of="$2" bs=1M oflag=direct iflag=fullblock status=none' _ "$SIZE_MB" "$dev"; then
+    log "$target: prefill failed or stalled; no figures for it"
+    diagnose "$target"
+    return 1
+  fi
+  log "$target: prefilled; $(free -m | awk '/^Mem:/ {print $7 " MiB available"}')"
   for job in "${JOBS[@]}"; do
     name=${job%% *} opts=${job#* }
     # shellcheck disable=SC2086
@@ -95,26 +139,26 @@ run_fio() {
   done
 }
 
+# dblock-rbd
+start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
+cat /tmp/rbd-rbdbench.log
+run_fio dblock /dev/rbdbench || true
+kill -TERM "$RBD_PID"
+wait_exit "$RBD_PID" 60
+RBD_PID=""
+
 # krbd
 modprobe rbd
 # The guest runs no udev: do not wait for it.
 dev=$(timeout 120 rbd map -o noudev rbd/img-krbd) || die "rbd map failed"
-run_fio krbd "$dev"
+run_fio krbd "$dev" || true
 rbd unmap -o noudev "$dev"
 
 # rbd-nbd (librbd cache off, like dblock-rbd's default)
 modprobe nbd nbds_max=4
 dev=$(timeout 120 rbd-nbd map rbd/img-rbd-nbd --rbd-cache=false) || die "rbd-nbd map failed"
-run_fio rbd-nbd "$dev"
-rbd-nbd unmap "$dev"
-
-# dblock-rbd
-start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
-cat /tmp/rbd-rbdbench.log
-run_fio dblock /dev/rbdbench
-kill -TERM "$RBD_PID"
-wait_exit "$RBD_PID" 60
-RBD_PID=""
+run_fio rbd-nbd "$dev" || true
+timeout 60 rbd-nbd unmap "$dev" || log "rbd-nbd unmap failed"
 
 python3 - "$RAW" "$out/table.md" "$runtime" "$osds" "$queues" "$depth" <<'PY'
 import json, os, sys

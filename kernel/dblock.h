@@ -54,7 +54,7 @@ struct dblock_queue {
 	bool			ready;		/* a thread has entered SERVE */
 	struct dblock_dev	*dev;
 	unsigned int		index;
-	void			*buf;		/* mmapped by the server */
+	void			*buf;		/* mmap area; see dblock_queue_area() */
 	struct dblock_request	*req_scratch;
 	struct dblock_completion *cpl_scratch;
 	/*

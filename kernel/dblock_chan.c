@@ -52,36 +52,94 @@ static int dblock_chan_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * The kernel's own buffer area of a queue, for servers that mmap it rather
+ * than pass their memory in DBLOCK_IOC_SERVE: allocated on first need, so
+ * that a device whose server brings its own memory holds none.
+ */
+static void *dblock_queue_area(struct dblock_queue *dq)
+{
+	/* Pairs with the cmpxchg below: the area's zeroes are seen first. */
+	void *buf = smp_load_acquire(&dq->buf);
+
+	if (buf)
+		return buf;
+	buf = vmalloc_user(dq->dev->buffer_bytes);
+	if (!buf)
+		return NULL;
+	/* mmap and SERVE may race here: the first one's area stays. */
+	if (cmpxchg_release(&dq->buf, NULL, buf)) {
+		vfree(buf);
+		/* Pairs with the winner's cmpxchg_release(). */
+		buf = smp_load_acquire(&dq->buf);
+	}
+	return buf;
+}
+
 /* Queue q's buffer area is at file offset q * buffer_bytes. */
 static int dblock_chan_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct dblock_dev *dev = file->private_data;
 	unsigned long area_pages = dev->buffer_bytes >> PAGE_SHIFT;
 	unsigned long q = vma->vm_pgoff / area_pages;
+	void *buf;
 
 	if (vma->vm_pgoff % area_pages || q >= dev->config.nr_queues ||
 	    vma->vm_end - vma->vm_start > dev->buffer_bytes)
 		return -EINVAL;
-	return remap_vmalloc_range(vma, dev->queues[q].buf, 0);
+	buf = dblock_queue_area(&dev->queues[q]);
+	if (!buf)
+		return -ENOMEM;
+	return remap_vmalloc_range(vma, buf, 0);
 }
 
-static void *dblock_slot(struct dblock_queue *dq, unsigned int tag)
-{
-	return dq->buf + (size_t)tag * dq->dev->config.max_io_bytes;
-}
+/*
+ * Where this SERVE call finds request data: the server's memory at @user,
+ * or else the kernel's area at @kern.
+ */
+struct dblock_area {
+	u64	user;
+	void	*kern;
+};
 
-static void dblock_copy_rq(struct request *rq, void *slot, bool to_slot)
+/* Copies @rq's data into its slot (@to_slot) or out of it. */
+static int dblock_copy_rq(struct dblock_queue *dq, const struct dblock_area *area,
+			  struct request *rq, bool to_slot)
 {
+	size_t off = (size_t)rq->tag * dq->dev->config.max_io_bytes;
 	struct req_iterator iter;
 	struct bio_vec bv;
 
 	rq_for_each_segment(bv, rq, iter) {
+		void __user *uslot;
+		unsigned long left;
+		void *kaddr;
+
+		if (!area->user) {
+			if (!area->kern)
+				return -ENOMEM;
+			if (to_slot)
+				memcpy_from_bvec(area->kern + off, &bv);
+			else
+				memcpy_to_bvec(&bv, area->kern + off);
+			off += bv.bv_len;
+			continue;
+		}
+		/* Faults in the server's memory are allowed here: no lock held. */
+		uslot = u64_to_user_ptr(area->user + off);
+		kaddr = bvec_kmap_local(&bv);
 		if (to_slot)
-			memcpy_from_bvec(slot, &bv);
+			left = copy_to_user(uslot, kaddr, bv.bv_len);
 		else
-			memcpy_to_bvec(&bv, slot);
-		slot += bv.bv_len;
+			left = copy_from_user(kaddr, uslot, bv.bv_len);
+		kunmap_local(kaddr);
+		if (left)
+			return -EFAULT;
+		if (!to_slot)
+			flush_dcache_page(bv.bv_page);
+		off += bv.bv_len;
 	}
+	return 0;
 }
 
 /* Claims the request @c answers; NULL if it is not this server's to answer. */
@@ -107,12 +165,13 @@ static struct request *dblock_claim(struct dblock_queue *dq,
 	return rq;
 }
 
-static int dblock_commit(struct dblock_queue *dq,
+static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area,
 			 const struct dblock_completion __user *ucpl,
 			 unsigned int nr, unsigned int *rejected)
 {
 	struct dblock_completion *cpl = dq->cpl_scratch;
 	unsigned int i, errors = 0;
+	DEFINE_IO_COMP_BATCH(iob);
 
 	if (!nr)
 		return 0;
@@ -123,17 +182,28 @@ static int dblock_commit(struct dblock_queue *dq,
 
 	for (i = 0; i < nr; i++) {
 		struct request *rq = dblock_claim(dq, &cpl[i]);
+		blk_status_t status;
 
 		if (!rq) {
 			(*rejected)++;
 			continue;
 		}
-		if (cpl[i].result)
+		status = errno_to_blk_status(cpl[i].result);
+		if (!cpl[i].result && req_op(rq) == REQ_OP_READ &&
+		    dblock_copy_rq(dq, area, rq, false)) {
+			pr_warn_ratelimited("%s: queue %u: read data could not be copied from the buffer\n",
+					    dq->dev->config.name, dq->index);
+			status = BLK_STS_IOERR;
+		}
+		if (status)
 			errors++;
-		else if (req_op(rq) == REQ_OP_READ)
-			dblock_copy_rq(rq, dblock_slot(dq, cpl[i].tag), false);
-		blk_mq_end_request(rq, errno_to_blk_status(cpl[i].result));
+		/* Successes end together: their tags go back in one go. */
+		if (status || !blk_mq_add_to_batch(rq, &iob, 0,
+						   blk_mq_end_request_batch))
+			blk_mq_end_request(rq, status);
 	}
+	if (iob.complete)
+		iob.complete(&iob);
 	u64_stats_update_begin(&dq->stats.sync);
 	u64_stats_add(&dq->stats.errors, errors);
 	u64_stats_add(&dq->stats.rejected, *rejected);
@@ -192,8 +262,9 @@ static bool dblock_has_work(struct dblock_queue *dq)
 }
 
 /* Hands up to @max queued requests to the server; returns how many. */
-static unsigned int dblock_fetch(struct dblock_queue *dq, unsigned int max,
-				 u32 *status)
+static unsigned int dblock_fetch(struct dblock_queue *dq,
+				 const struct dblock_area *area,
+				 unsigned int max, u32 *status)
 {
 	struct dblock_request *req = dq->req_scratch;
 	struct dblock_cmd *cmd, *next;
@@ -222,22 +293,32 @@ static unsigned int dblock_fetch(struct dblock_queue *dq, unsigned int max,
 	spin_unlock(&dq->lock);
 
 	n = 0;
-	u64_stats_update_begin(&dq->stats.sync);
 	list_for_each_entry_safe(cmd, next, &batch, node) {
 		struct request *rq = blk_mq_rq_from_pdu(cmd);
 		unsigned int seq = atomic_read(&cmd->state) >>
 				   DBLOCK_CMD_STATE_BITS;
 
 		list_del_init(&cmd->node);
+		/* Copied while FETCHING: nobody else may complete it yet. */
+		if (req_op(rq) == REQ_OP_WRITE &&
+		    dblock_copy_rq(dq, area, rq, true)) {
+			pr_warn_ratelimited("%s: queue %u: write data could not be copied to the buffer\n",
+					    dq->dev->config.name, dq->index);
+			dblock_cmd_set_state(cmd, seq, DBLOCK_CMD_DONE);
+			u64_stats_update_begin(&dq->stats.sync);
+			u64_stats_inc(&dq->stats.errors);
+			u64_stats_update_end(&dq->stats.sync);
+			blk_mq_end_request(rq, BLK_STS_IOERR);
+			continue;
+		}
 		WRITE_ONCE(dq->inflight[rq->tag], rq);
+		u64_stats_update_begin(&dq->stats.sync);
 		dblock_describe(dq, rq, &req[n++], seq);
-		if (req_op(rq) == REQ_OP_WRITE)
-			dblock_copy_rq(rq, dblock_slot(dq, rq->tag), true);
+		u64_stats_update_end(&dq->stats.sync);
 		/* Only now may a completion or the timeout handler claim it. */
 		atomic_set_release(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) |
 				   DBLOCK_CMD_FETCHED);
 	}
-	u64_stats_update_end(&dq->stats.sync);
 	return n;
 }
 
@@ -255,6 +336,7 @@ static void dblock_mark_ready(struct dblock_queue *dq)
 static long dblock_chan_serve(struct dblock_dev *dev,
 			      struct dblock_serve __user *uarg)
 {
+	struct dblock_area area = {};
 	struct dblock_serve s;
 	struct dblock_queue *dq;
 	unsigned int max;
@@ -264,8 +346,13 @@ static long dblock_chan_serve(struct dblock_dev *dev,
 		return -EFAULT;
 	if (s.queue >= dev->config.nr_queues ||
 	    s.flags & ~DBLOCK_SERVE_NOWAIT || s.__pad || s.__pad2 ||
-	    memchr_inv(s.__reserved, 0, sizeof(s.__reserved)))
+	    s.__reserved)
 		return -EINVAL;
+	/* A pointer a 32-bit kernel would cut short is no user memory. */
+	if (s.buffer_ptr &&
+	    (s.buffer_ptr != (unsigned long)s.buffer_ptr ||
+	     !access_ok(u64_to_user_ptr(s.buffer_ptr), dev->buffer_bytes)))
+		return -EFAULT;
 	s.nr_requests = 0;
 	s.nr_rejected = 0;
 	s.status = 0;
@@ -274,8 +361,14 @@ static long dblock_chan_serve(struct dblock_dev *dev,
 	if (test_and_set_bit_lock(0, &dq->serving))
 		return -EBUSY;
 
-	ret = dblock_commit(dq, u64_to_user_ptr(s.completions_ptr),
+	area.user = s.buffer_ptr;
+	if (!area.user)
+		area.kern = dblock_queue_area(dq);
+	/* Without an area the reads answered here fail, but they are answered. */
+	ret = dblock_commit(dq, &area, u64_to_user_ptr(s.completions_ptr),
 			    s.nr_completions, &s.nr_rejected);
+	if (!ret && !area.user && !area.kern)
+		ret = -ENOMEM;
 	if (ret)
 		goto out_unlock;
 
@@ -288,7 +381,7 @@ static long dblock_chan_serve(struct dblock_dev *dev,
 		goto out_unlock;
 	}
 	if (max)
-		s.nr_requests = dblock_fetch(dq, max, &s.status);
+		s.nr_requests = dblock_fetch(dq, &area, max, &s.status);
 	else if (READ_ONCE(dq->gone))
 		s.status |= DBLOCK_SERVE_GONE;
 	if (s.nr_requests &&

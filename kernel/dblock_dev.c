@@ -209,14 +209,12 @@ static int dblock_alloc_queues(struct dblock_dev *dev)
 		u64_stats_init(&dq->stats.sync);
 		dq->dev = dev;
 		dq->index = i;
-		dq->buf = vmalloc_user(dev->buffer_bytes);
 		dq->req_scratch = kvmalloc_array(depth, sizeof(*dq->req_scratch),
 						 GFP_KERNEL | __GFP_ZERO);
 		dq->cpl_scratch = kvmalloc_array(depth, sizeof(*dq->cpl_scratch),
 						 GFP_KERNEL);
 		dq->inflight = kvcalloc(depth, sizeof(*dq->inflight), GFP_KERNEL);
-		if (!dq->buf || !dq->req_scratch || !dq->cpl_scratch ||
-		    !dq->inflight)
+		if (!dq->req_scratch || !dq->cpl_scratch || !dq->inflight)
 			return -ENOMEM;
 	}
 	return 0;
@@ -276,8 +274,14 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 	dev->tag_set.cmd_size = sizeof(struct dblock_cmd);
 	dev->tag_set.timeout = dblock_timeout_jiffies(cfg->timeout_ms);
 	dev->tag_set.driver_data = dev;
+	/*
+	 * Like loop: the server's store does its own ordering, and a single
+	 * queue would otherwise get mq-deadline and its lock on every request.
+	 * An administrator can still pick a scheduler in sysfs.
+	 */
+	dev->tag_set.flags = BLK_MQ_F_NO_SCHED_BY_DEFAULT;
 #ifdef DBLOCK_HAVE_BLK_MQ_F_SHOULD_MERGE
-	dev->tag_set.flags = BLK_MQ_F_SHOULD_MERGE;
+	dev->tag_set.flags |= BLK_MQ_F_SHOULD_MERGE;
 #endif
 	ret = blk_mq_alloc_tag_set(&dev->tag_set);
 	if (ret) {
@@ -557,6 +561,7 @@ void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info)
 	info->id = dev->id;
 	info->state = READ_ONCE(dev->state);
 	info->buffer_bytes = dev->buffer_bytes;
+	info->features = DBLOCK_FEAT_SUPPORTED;
 	if (info->state == DBLOCK_STATE_LIVE) {
 		info->disk_major = MAJOR(disk_devt(dev->disk));
 		info->disk_minor = MINOR(disk_devt(dev->disk));

@@ -28,6 +28,7 @@ struct AsyncQueue {
   AsyncServer* server = nullptr;
   std::uint16_t index = 0;
   std::span<std::byte> buffer;
+  std::uint64_t buffer_ptr = 0;  // dblock_serve.buffer_ptr
 
   std::mutex mu;
   std::condition_variable cv;              // for the drain when stopping
@@ -150,13 +151,12 @@ AsyncServer::AsyncServer(std::uint32_t device_id, AsyncBackend& backend)
   buffers_.reserve(config.queues);
   queues_.reserve(config.queues);
   for (std::uint16_t q = 0; q < config.queues; ++q) {
-    buffers_.emplace_back(channel_.get(), info_.buffer_bytes,
-                          static_cast<off_t>(q) * info_.buffer_bytes,
-                          fmt::format("{} (queue {})", channel_path_, q));
+    buffers_.emplace_back(channel_.get(), info_, q, channel_path_);
     auto queue = std::make_unique<detail::AsyncQueue>();
     queue->server = this;
     queue->index = q;
     queue->buffer = buffers_.back().bytes();
+    queue->buffer_ptr = buffers_.back().serve_ptr();
     queue->done.reserve(config.queue_depth);
     queues_.push_back(std::move(queue));
   }
@@ -355,6 +355,7 @@ void AsyncServer::serve_queue(detail::AsyncQueue& q) {
     serve.max_requests = stopping ? 0 : depth;
     serve.queue = q.index;
     serve.flags = stopping ? DBLOCK_SERVE_NOWAIT : 0;
+    serve.buffer_ptr = q.buffer_ptr;
 
     // Arm: from here a completion signals us.  Then look once more, so that
     // one that came before the arming is not left waiting for a request.

@@ -89,7 +89,7 @@ void validate(const DeviceConfig& c) {
     throw std::invalid_argument(fmt::format("queue depth must be from 1 to {}: got {}",
                                             DBLOCK_MAX_QUEUE_DEPTH, c.queue_depth));
   }
-  // Each queue's buffer holds queue_depth slots of max_io_bytes in kernel memory.
+  // Each queue's buffer holds queue_depth slots of max_io_bytes.
   if (std::uint64_t{c.queue_depth} * c.max_io_bytes > DBLOCK_MAX_BUFFER_BYTES) {
     throw std::invalid_argument(fmt::format(
         "queue depth {} x max I/O size {} is too large: a queue's buffer is at most {} MiB",
@@ -191,6 +191,7 @@ DeviceInfo from_uapi(const dblock_dev_info& i) {
   out.stats = DeviceStats{i.stats.reads,    i.stats.writes,       i.stats.flushes,
                           i.stats.discards, i.stats.write_zeroes, i.stats.errors,
                           i.stats.timeouts, i.stats.requeued,     i.stats.rejected};
+  out.features = i.features;
   return out;
 }
 

@@ -87,9 +87,7 @@ Server::Server(std::uint32_t device_id, Backend& backend)
   }
   buffers_.reserve(config.queues);
   for (std::uint16_t q = 0; q < config.queues; ++q) {
-    buffers_.emplace_back(channel_.get(), info_.buffer_bytes,
-                          static_cast<off_t>(q) * info_.buffer_bytes,
-                          fmt::format("{} (queue {})", channel_path_, q));
+    buffers_.emplace_back(channel_.get(), info_, q, channel_path_);
   }
 }
 
@@ -195,6 +193,7 @@ void Server::apply_resize() {
 void Server::serve_queue(std::uint16_t queue) {
   const std::uint16_t depth = info_.config.queue_depth;
   const std::span<std::byte> buffer = buffers_[queue].bytes();
+  const std::uint64_t buffer_ptr = buffers_[queue].serve_ptr();
   std::vector<dblock_request> requests(depth);
   std::vector<dblock_completion> completions;
   completions.reserve(depth);
@@ -212,6 +211,7 @@ void Server::serve_queue(std::uint16_t queue) {
     serve.max_requests = stopping ? 0 : depth;
     serve.queue = queue;
     serve.flags = stopping ? DBLOCK_SERVE_NOWAIT : 0;
+    serve.buffer_ptr = buffer_ptr;
     const int rc = ::ioctl(channel_.get(), DBLOCK_IOC_SERVE, &serve);
     const int err = errno;
     // Consumed by the kernel even when the call fails: never send twice.

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <limits>
 #include <fcntl.h>
 #include <string>
 #include <sys/ioctl.h>
@@ -74,6 +76,17 @@ dblock_dev_config Config(const std::string& name) {
     c.queue_depth = 16;
     c.flags = DBLOCK_DEV_FLUSH;
     return c;
+}
+
+std::string Sysfs(const std::string& path) {
+    FILE* f = fopen(path.c_str(), "r");
+    if (!f) return "(missing " + path + ")";
+    char buf[256] = {};
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    std::string v(buf, n);
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    return v;
 }
 
 int Create(int ctl, const dblock_dev_config& c, dblock_dev_info* info = nullptr) {
@@ -234,17 +247,33 @@ public:
     using Data = std::shared_ptr<std::vector<std::byte>>;
     static Data NewData(size_t bytes) { return std::make_shared<std::vector<std::byte>>(bytes); }
 
-    explicit RawServer(const dblock_dev_info& info, Data data = nullptr)
-        : info_(info), data_(data ? data : NewData(info.config.size_bytes)) {
+    std::atomic<bool> skip_read_copy{false};  // answer reads without filling the slot
+
+    // Where request data lives: the kernel's area mapped from the channel, or
+    // the server's own memory passed in every SERVE (DBLOCK_FEAT_USER_BUFFERS).
+    enum class Buffers { kMapped, kUser };
+
+    explicit RawServer(const dblock_dev_info& info, Data data = nullptr,
+                       Buffers buffers = Buffers::kMapped)
+        : info_(info), data_(data ? data : NewData(info.config.size_bytes)),
+          user_buffers_(buffers == Buffers::kUser) {
         size = info.config.size_bytes;
         chan_.reset(::open(ChanPath(info.id).c_str(), O_RDWR | O_CLOEXEC));
         if (chan_.get() < 0) throw std::runtime_error("open channel: " + std::string(strerror(errno)));
         for (unsigned q = 0; q < info.config.nr_queues; q++) {
-            void* p = mmap(nullptr, info.buffer_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-                           chan_.get(), off_t(q) * info.buffer_bytes);
+            void* p = user_buffers_
+                          ? mmap(nullptr, info.buffer_bytes, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                          : mmap(nullptr, info.buffer_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                 chan_.get(), off_t(q) * info.buffer_bytes);
             if (p == MAP_FAILED) throw std::runtime_error("mmap: " + std::string(strerror(errno)));
             maps_.emplace_back(p, info.buffer_bytes);
         }
+    }
+
+    // Changes the protection of every queue's buffer (user buffers only).
+    void protect_buffers(int prot) {
+        for (auto& m : maps_) ASSERT_EQ(mprotect(m.data(), info_.buffer_bytes, prot), 0) << strerror(errno);
     }
 
     ~RawServer() {
@@ -305,6 +334,7 @@ private:
             s.nr_completions = cpls.size();
             s.requests_ptr = reinterpret_cast<uintptr_t>(reqs.data());
             s.max_requests = depth;
+            if (user_buffers_) s.buffer_ptr = reinterpret_cast<uintptr_t>(maps_[q].data());
             int err = Ioctl(chan_.get(), DBLOCK_IOC_SERVE, &s);
             cpls.clear();
             if (err == EINTR) {
@@ -340,7 +370,7 @@ private:
                     result = -EIO;
                 } else if (r.op == DBLOCK_OP_READ) {
                     if (fail_reads_with) result = fail_reads_with;
-                    else std::memcpy(slot, data_->data() + r.offset, r.length);
+                    else if (!skip_read_copy) std::memcpy(slot, data_->data() + r.offset, r.length);
                 } else if (r.op == DBLOCK_OP_WRITE) {
                     std::memcpy(data_->data() + r.offset, slot, r.length);
                 } else if (r.op == DBLOCK_OP_DISCARD || r.op == DBLOCK_OP_WRITE_ZEROES) {
@@ -378,6 +408,7 @@ private:
 
     dblock_dev_info info_;
     Data data_;
+    bool user_buffers_;
     std::mutex ignored_mu_;
     std::vector<dblock_completion> ignored_;
     Fd chan_;
@@ -390,12 +421,13 @@ private:
 class Served : public ::testing::Test {
 protected:
     virtual dblock_dev_config Shape() { return Config(name_); }
+    virtual RawServer::Buffers BufferKind() { return RawServer::Buffers::kMapped; }
 
     void SetUp() override {
         ctl_ = OpenCtl();
         ASSERT_EQ(Create(ctl_.get(), Shape(), &info_), 0);
         ASSERT_TRUE(WaitForPath(ChanPath(info_.id), true));
-        server_ = std::make_unique<RawServer>(info_);
+        server_ = std::make_unique<RawServer>(info_, nullptr, BufferKind());
         server_->start_threads();
         ASSERT_EQ(::ioctl(server_->chan(), DBLOCK_IOC_START), 0) << strerror(errno);
         ASSERT_TRUE(WaitForPath("/dev/" + name_, true));
@@ -419,6 +451,8 @@ protected:
     Fd ctl_;
     dblock_dev_info info_{};
     std::unique_ptr<RawServer> server_;
+
+    void RoundTripRandomData();
 };
 
 TEST_F(Served, ChannelIsExclusiveAndReportsServer) {
@@ -450,8 +484,14 @@ TEST_F(Served, BadMmapAndServeArgumentsAreRefused) {
     s.flags = 1u << 7;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "unknown flag";
     s = {};
-    s.__reserved[1] = 1;
+    s.__reserved = 1;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "reserved";
+    s = {};
+    s.buffer_ptr = ~0ULL & ~4095ULL;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EFAULT) << "a buffer past user memory";
+    s = {};
+    s.buffer_ptr = uint64_t(1) << 63;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EFAULT) << "a kernel address";
     // Queue 0 is being served by its thread: a second server thread is refused
     // unless it happens to catch the queue between two calls.
     s = {};
@@ -460,7 +500,7 @@ TEST_F(Served, BadMmapAndServeArgumentsAreRefused) {
     EXPECT_TRUE(err == EBUSY || err == 0) << strerror(err);
 }
 
-TEST_F(Served, DataRoundTripsAtRandomOffsetsAndSizes) {
+void Served::RoundTripRandomData() {
     Fd disk = OpenDisk();
     const size_t max_io = info_.config.max_io_bytes;
     std::vector<std::byte> wbuf(max_io * 2 + 4096), rbuf(max_io * 2 + 4096);
@@ -479,6 +519,103 @@ TEST_F(Served, DataRoundTripsAtRandomOffsetsAndSizes) {
     }
     ASSERT_EQ(fdatasync(disk.get()), 0);
     EXPECT_EQ(server_->rejected, 0u);
+}
+
+TEST_F(Served, DataRoundTripsAtRandomOffsetsAndSizes) { RoundTripRandomData(); }
+
+class ServedOneQueue : public Served {
+protected:
+    dblock_dev_config Shape() override {
+        dblock_dev_config c = Config(name_);
+        c.nr_queues = 1;
+        return c;
+    }
+};
+
+// A single hardware queue would get mq-deadline by default; dblock asks for none.
+TEST_F(ServedOneQueue, HasNoIoSchedulerByDefault) {
+    const std::string sched = Sysfs("/sys/block/" + name_ + "/queue/scheduler");
+    EXPECT_NE(sched.find("[none]"), std::string::npos) << sched;
+    RoundTripRandomData();
+}
+
+class ServedUserBuffers : public Served {
+protected:
+    RawServer::Buffers BufferKind() override { return RawServer::Buffers::kUser; }
+};
+
+TEST_F(ServedUserBuffers, DataRoundTripsAtRandomOffsetsAndSizes) { RoundTripRandomData(); }
+
+TEST_F(ServedUserBuffers, AnUnreachableBufferFailsItsRequestsAndServingGoesOn) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> wbuf(8192), rbuf(8192);
+    std::memset(Aligned(wbuf), 0x5a, 4096);
+    const unsigned writes_before = server_->ops[DBLOCK_OP_WRITE];
+    server_->skip_read_copy = true;
+    server_->protect_buffers(PROT_NONE);
+    EXPECT_EQ(pwrite(disk.get(), Aligned(wbuf), 4096, 0), -1);
+    EXPECT_EQ(errno, EIO);
+    EXPECT_EQ(server_->ops[DBLOCK_OP_WRITE], writes_before) << "a write whose data could not be copied reached the server";
+    EXPECT_EQ(pread(disk.get(), Aligned(rbuf), 4096, 0), -1);
+    EXPECT_EQ(errno, EIO);
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_GE(now.stats.errors, 2u);
+
+    server_->protect_buffers(PROT_READ | PROT_WRITE);
+    server_->skip_read_copy = false;
+    ASSERT_EQ(pwrite(disk.get(), Aligned(wbuf), 4096, 0), 4096) << strerror(errno);
+    ASSERT_EQ(pread(disk.get(), Aligned(rbuf), 4096, 0), 4096) << strerror(errno);
+    EXPECT_EQ(std::memcmp(Aligned(wbuf), Aligned(rbuf), 4096), 0);
+}
+
+long VmallocUsedKiB() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    long kib = -1;
+    while (in >> key) {
+        if (key == "VmallocUsed:") { in >> kib; break; }
+        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    return kib;
+}
+
+// Two queues of 64 x 1 MiB: 128 MiB of buffer areas, if the kernel held them.
+TEST(Control, KernelBufferAreasExistOnlyForServersThatMapThem) {
+    Fd ctl = OpenCtl();
+    dblock_dev_config c = Config("abi-areas");
+    c.max_io_bytes = 1 << 20;
+    c.queue_depth = 64;
+    const long area_kib = long(c.queue_depth) * (c.max_io_bytes >> 10);
+    const long before = VmallocUsedKiB();
+    ASSERT_GT(before, 0) << "no VmallocUsed in /proc/meminfo";
+    dblock_dev_info info{};
+    ASSERT_EQ(Create(ctl.get(), c, &info), 0);
+    ASSERT_TRUE(WaitForPath(ChanPath(info.id), true));
+    EXPECT_LT(VmallocUsedKiB() - before, area_kib / 4) << "an unserved device holds its buffer areas";
+    {
+        RawServer server(info, nullptr, RawServer::Buffers::kUser);
+        server.start_threads();
+        ASSERT_EQ(::ioctl(server.chan(), DBLOCK_IOC_START), 0) << strerror(errno);
+        ASSERT_TRUE(WaitForPath("/dev/abi-areas", true));
+        Fd disk(::open("/dev/abi-areas", O_RDWR | O_DIRECT | O_CLOEXEC));
+        ASSERT_GE(disk.get(), 0) << strerror(errno);
+        std::vector<std::byte> buf((1 << 20) + 4096);
+        void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 4095) & ~uintptr_t(4095));
+        for (int i = 0; i < 16; i++) {
+            ASSERT_EQ(pwrite(disk.get(), p, 1 << 20, off_t(i) << 20), 1 << 20) << strerror(errno);
+            ASSERT_EQ(pread(disk.get(), p, 1 << 20, off_t(i) << 20), 1 << 20) << strerror(errno);
+        }
+        EXPECT_LT(VmallocUsedKiB() - before, area_kib / 4) << "a server with its own buffers made the kernel allocate";
+        EXPECT_GE(server.served, 32u);
+        server.stop();
+    }
+    {
+        RawServer server(info, nullptr, RawServer::Buffers::kMapped);
+        EXPECT_GE(VmallocUsedKiB() - before, 2 * area_kib - area_kib / 4) << "mapping the areas must allocate them";
+    }
+    ASSERT_EQ(DestroyByName(ctl.get(), "abi-areas"), 0);
+    EXPECT_LT(VmallocUsedKiB() - before, area_kib / 4) << "destroy must free the areas";
 }
 
 TEST_F(Served, StaleSeqAndDoubleAnswersAreRejectedAndIoSucceeds) {
@@ -538,17 +675,6 @@ TEST_F(Served, ServerDeathFailsItsRequestsAtOnceAndANewServerTakesOver) {
     server_ = std::make_unique<RawServer>(info_);
     server_->start_threads();
     EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096) << strerror(errno);
-}
-
-std::string Sysfs(const std::string& path) {
-    FILE* f = fopen(path.c_str(), "r");
-    if (!f) return "(missing " + path + ")";
-    char buf[256] = {};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    std::string v(buf, n);
-    while (!v.empty() && v.back() == '\n') v.pop_back();
-    return v;
 }
 
 int SetParams(int ctl, const std::string& name, dblock_ctl_set_params p) {

@@ -52,8 +52,21 @@ int Ioctl(int fd, unsigned long cmd, void* arg) { return ::ioctl(fd, cmd, arg) =
 
 class Fuzzer {
 public:
-    Fuzzer(unsigned seed, int ctl) : rng_(seed), ctl_(ctl) {}
+    // Our own buffer memory for SERVE's buffer_ptr: kUserArea bytes usable,
+    // then as much again that faults (PROT_NONE), so a server's buffer that
+    // the kernel cannot use is tried too.
+    static constexpr size_t kUserArea = 64u << 20;
+
+    Fuzzer(unsigned seed, int ctl) : rng_(seed), ctl_(ctl) {
+        area_ = mmap(nullptr, 2 * kUserArea, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (area_ == MAP_FAILED || mprotect(static_cast<char*>(area_) + kUserArea, kUserArea, PROT_NONE)) {
+            std::perror("fuzz: buffer area");
+            std::exit(2);
+        }
+    }
     ~Fuzzer() {
+        munmap(area_, 2 * kUserArea);
         for (auto& [id, fd] : channels_) ::close(fd);
     }
 
@@ -209,6 +222,7 @@ private:
         s.requests_ptr = Pick(20) ? reinterpret_cast<uintptr_t>(reqs.data()) : Bits();
         s.max_requests = uint32_t(Pick(4) ? reqs.size() : Maybe(0));
         s.flags = Pick(20) ? DBLOCK_SERVE_NOWAIT : uint32_t(Bits());
+        s.buffer_ptr = BufferPtr(fd);
         int err = Ioctl(fd, DBLOCK_IOC_SERVE, &s);
         counters.add("serve", err);
         // Answer what was fetched, sometimes wrongly.
@@ -226,6 +240,7 @@ private:
             a.completions_ptr = reinterpret_cast<uintptr_t>(cpls.data());
             a.nr_completions = cpls.size();
             a.flags = DBLOCK_SERVE_NOWAIT;
+            a.buffer_ptr = s.buffer_ptr;
             counters.add("serve_answer", Ioctl(fd, DBLOCK_IOC_SERVE, &a));
         }
         if (Pick(30) == 0) {
@@ -237,6 +252,17 @@ private:
             // interrupts it if it waits too long.
             counters.add("start", ::ioctl(fd, DBLOCK_IOC_START) == 0 ? 0 : errno);
         }
+    }
+
+    // The kernel's area (0), ours, ours where it faults, or anything.  Ours
+    // only when the device's area fits it: beyond lies memory we do not own.
+    uint64_t BufferPtr(int fd) {
+        const unsigned pick = Pick(10);
+        if (pick == 0) return Bits();
+        if (pick > 4) return 0;
+        dblock_dev_info info{};
+        if (Ioctl(fd, DBLOCK_IOC_GET_INFO, &info) || info.buffer_bytes > kUserArea) return 0;
+        return reinterpret_cast<uintptr_t>(area_) + (pick == 1 ? kUserArea : 0);
     }
 
     void Map() {
@@ -255,6 +281,7 @@ private:
 
     std::mt19937_64 rng_;
     int ctl_;
+    void* area_;
     std::map<uint32_t, int> channels_;
 };
 

@@ -50,6 +50,11 @@ struct FakeKernel {
   int eintr_after_commit = 0;  // that many SERVE calls carrying completions fail with EINTR
   std::map<std::pair<int, std::uint32_t>, dblock_completion> done;  // by (tag, seq)
   int duplicates = 0;
+  // Emulates DBLOCK_FEAT_USER_BUFFERS: data is copied between our area
+  // (`mapping`) and the server's buffer_ptr within SERVE, as dblock.ko does.
+  bool user_buffers = false;
+  std::uint64_t last_buffer_ptr[kQueues] = {};
+  std::map<std::pair<int, int>, dblock_request> fetched;  // by (queue, tag)
 
   FakeKernel() {
     DeviceConfig c;
@@ -86,6 +91,9 @@ struct FakeKernel {
     gone = true;
     for (int q = 0; q < kQueues; ++q) kick(q);
   }
+  static std::byte* user_slot(const dblock_serve* s, int tag) {
+    return reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(s->buffer_ptr)) + tag * kMaxIo;
+  }
   std::byte* buffer(int q, int tag) {
     return static_cast<std::byte*>(mapping) + q * kBufferBytes + tag * kMaxIo;
   }
@@ -105,8 +113,14 @@ struct FakeKernel {
     {
       std::lock_guard lock(mu);
       const auto* c = reinterpret_cast<const dblock_completion*>(s->completions_ptr);
+      if (user_buffers) last_buffer_ptr[q] = s->buffer_ptr;
       for (std::uint32_t i = 0; i < s->nr_completions; ++i) {
         if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
+        const auto it = fetched.find({q, int(c[i].tag)});
+        if (user_buffers && it != fetched.end() && it->second.op == DBLOCK_OP_READ && s->buffer_ptr) {
+          std::memcpy(buffer(q, c[i].tag), user_slot(s, c[i].tag), it->second.length);
+        }
+        if (it != fetched.end()) fetched.erase(it);
       }
       if (eintr_after_commit > 0 && s->nr_completions > 0) {
         --eintr_after_commit;
@@ -128,8 +142,13 @@ struct FakeKernel {
         }
         auto* out = reinterpret_cast<dblock_request*>(s->requests_ptr);
         while (!pending[q].empty() && s->nr_requests < s->max_requests) {
-          out[s->nr_requests++] = pending[q].front();
+          const dblock_request r = pending[q].front();
+          out[s->nr_requests++] = r;
           pending[q].pop_front();
+          fetched[{q, int(r.tag)}] = r;
+          if (user_buffers && r.op == DBLOCK_OP_WRITE && s->buffer_ptr) {
+            std::memcpy(user_slot(s, r.tag), buffer(q, r.tag), r.length);
+          }
         }
         if (s->nr_requests > 0 || (s->flags & DBLOCK_SERVE_NOWAIT)) return 0;
         entered[q] = true;
@@ -215,11 +234,13 @@ class ServerTest : public ::testing::Test {
     g_kernel = nullptr;
   }
 
+  void serve_until_gone();
+
   FakeKernel kernel_;
   RamBackend backend_{1 << 20};
 };
 
-TEST_F(ServerTest, ServesUntilGone) {
+void ServerTest::serve_until_gone() {
   Server server(5, backend_);
   EXPECT_EQ(server.info().config.name, "fake");
   int started = 0;
@@ -247,6 +268,22 @@ TEST_F(ServerTest, ServesUntilGone) {
   EXPECT_EQ(kernel_.done.at({2, 80}).result, -EIO);
   EXPECT_EQ(kernel_.buffer(0, 0)[0], std::byte{0x6b});
   EXPECT_EQ(kernel_.buffer(0, 0)[2047], std::byte{0x6b});
+}
+
+TEST_F(ServerTest, ServesUntilGone) {
+  serve_until_gone();
+  EXPECT_EQ(kernel_.last_buffer_ptr[0], 0u);
+}
+
+TEST_F(ServerTest, ServesFromItsOwnBuffersWhenTheModuleTakesThem) {
+  kernel_.user_buffers = true;
+  kernel_.info.features = DBLOCK_FEAT_USER_BUFFERS;
+  serve_until_gone();
+  // Each queue passes its own area, not the channel's.
+  EXPECT_NE(kernel_.last_buffer_ptr[0], 0u);
+  EXPECT_NE(kernel_.last_buffer_ptr[1], 0u);
+  EXPECT_NE(kernel_.last_buffer_ptr[0], kernel_.last_buffer_ptr[1]);
+  EXPECT_NE(kernel_.last_buffer_ptr[0], reinterpret_cast<std::uintptr_t>(kernel_.mapping));
 }
 
 TEST_F(ServerTest, CompletionsConsumedByAnInterruptedCallAreNotResent) {

@@ -34,7 +34,8 @@ static_assert(offsetof(dblock_dev_info, buffer_bytes) == 140);
 static_assert(offsetof(dblock_dev_info, disk_major) == 144);
 static_assert(offsetof(dblock_dev_info, disk_minor) == 148);
 static_assert(offsetof(dblock_dev_info, stats) == 152);
-static_assert(offsetof(dblock_dev_info, __reserved) == 248);
+static_assert(offsetof(dblock_dev_info, features) == 248);
+static_assert(offsetof(dblock_dev_info, __reserved) == 256);
 static_assert(sizeof(dblock_ctl_version) == 32);
 static_assert(sizeof(dblock_ctl_create) == 408);
 static_assert(sizeof(dblock_ctl_target) == 56);
@@ -65,7 +66,8 @@ static_assert(offsetof(dblock_serve, flags) == 28);
 static_assert(offsetof(dblock_serve, nr_requests) == 32);
 static_assert(offsetof(dblock_serve, nr_rejected) == 36);
 static_assert(offsetof(dblock_serve, status) == 40);
-static_assert(offsetof(dblock_serve, __reserved) == 48);
+static_assert(offsetof(dblock_serve, buffer_ptr) == 48);
+static_assert(offsetof(dblock_serve, __reserved) == 56);
 
 // 64-bit fields must sit at 8-byte offsets, or i386 (4-byte aligned u64)
 // would lay the struct out differently; the checks above pin them.

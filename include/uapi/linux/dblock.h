@@ -9,10 +9,17 @@
  *
  * Serving: each device has a channel, the char device /dev/dblock/<id>
  * (root only), opened by exactly one server process at a time.  The server:
- *   1. mmaps, for each hardware queue q, DBLOCK_DEV_INFO.buffer_bytes bytes
- *      at file offset q * buffer_bytes (MAP_SHARED, read and write).  The data
- *      of the request with tag t lives at t * config.max_io_bytes in that
- *      area, for the length the request says;
+ *   1. gives each hardware queue a buffer area of DBLOCK_DEV_INFO.buffer_bytes
+ *      bytes.  The data of the request with tag t lives at
+ *      t * config.max_io_bytes in that area, for the length the request says.
+ *      With DBLOCK_FEAT_USER_BUFFERS the area is the server's own memory,
+ *      passed in every DBLOCK_IOC_SERVE call as @buffer_ptr; the kernel
+ *      copies data in and out during that call, so the memory is the
+ *      server's (it counts to its RSS and cgroup, and pages that are never
+ *      used are never touched).  Without it (@buffer_ptr 0), the server
+ *      mmaps queue q's area from the channel at file offset
+ *      q * buffer_bytes (MAP_SHARED, read and write); the kernel allocates
+ *      that area at the first mmap or SERVE that needs it;
  *   2. runs one thread per queue, each looping on DBLOCK_IOC_SERVE, which
  *      hands back the results of finished requests and then waits for new
  *      ones ("commit and fetch");
@@ -52,9 +59,11 @@
 #define DBLOCK_FEAT_DISCARD		(1ULL << 2)	/* discard, write zeroes */
 #define DBLOCK_FEAT_RECOVERY		(1ULL << 3)	/* policies, takeover */
 #define DBLOCK_FEAT_SET_PARAMS		(1ULL << 4)	/* incl. online resize */
+#define DBLOCK_FEAT_USER_BUFFERS	(1ULL << 5)	/* dblock_serve.buffer_ptr */
 #define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY | \
 					 DBLOCK_FEAT_DISCARD | DBLOCK_FEAT_RECOVERY | \
-					 DBLOCK_FEAT_SET_PARAMS)
+					 DBLOCK_FEAT_SET_PARAMS | \
+					 DBLOCK_FEAT_USER_BUFFERS)
 
 #define DBLOCK_NAME_MAX			32	/* including the NUL */
 #define DBLOCK_MAX_QUEUES		64
@@ -170,6 +179,8 @@ struct dblock_dev_stats {
  *	queues in the channel's mmap offsets (a multiple of the page size).
  * @disk_major, @disk_minor: the disk's device number (0:0 before START).
  * @config: as created, with defaults filled in and later changes applied.
+ * @features: the module's DBLOCK_FEAT_* bits, as DBLOCK_CTL_GET_VERSION
+ *	reports them, so that a server holding only the channel can tell.
  */
 struct dblock_dev_info {
 	struct dblock_dev_config config;
@@ -180,7 +191,8 @@ struct dblock_dev_info {
 	__u32	disk_major;
 	__u32	disk_minor;
 	struct dblock_dev_stats stats;
-	__u64	__reserved[4];
+	__u64	features;
+	__u64	__reserved[3];
 };
 
 /* DBLOCK_CTL_GET_VERSION: the module's ABI version and features. */
@@ -310,6 +322,13 @@ struct dblock_completion {
  * Out: @nr_requests fetched, @nr_rejected completions refused (unknown tag,
  *      stale seq, answered twice, timed out), @status.  Their values on
  *      input are ignored, so one struct can be reused from call to call.
+ * @buffer_ptr: the queue's buffer area in the server's memory, or 0 for the
+ *      mmapped one.  Read data is taken from it for the completions of this
+ *      call and write data put in it for the requests fetched, so a queue
+ *      should keep one area from call to call.  EFAULT if the range is not
+ *      user memory; a request whose data cannot be copied (a page that is
+ *      not mapped, or not writable) fails with an I/O error and is not
+ *      handed to the server.
  * The completions are consumed even when the call then fails (EINTR when a
  * signal arrives while waiting).  EBUSY: another thread serves this queue.
  */
@@ -325,7 +344,8 @@ struct dblock_serve {
 	__u32	nr_rejected;
 	__u32	status;
 	__u32	__pad2;
-	__u64	__reserved[2];
+	__u64	buffer_ptr;
+	__u64	__reserved;
 };
 
 #define DBLOCK_IOCTL_TYPE	0xDB

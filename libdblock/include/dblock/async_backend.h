@@ -19,7 +19,7 @@ struct AsyncQueue;
 //   op     DBLOCK_OP_READ / WRITE / FLUSH / DISCARD / WRITE_ZEROES
 //   flags  DBLOCK_REQ_FUA (write), DBLOCK_REQ_NOUNMAP (write zeroes)
 //   data   read: to fill; write: the data; empty for the other ops.  It is the
-//          request's slot in the kernel's shared buffer: valid until the
+//          request's slot in its queue's buffer area: valid until the
 //          request's completion is signalled, not a moment longer.
 struct AsyncRequest {
   std::uint8_t op = DBLOCK_OP_READ;

@@ -16,7 +16,7 @@
 
 #include "dblock/async_backend.h"
 #include "dblock/device.h"
-#include "dblock/mapping.h"
+#include "dblock/queue_buffer.h"
 #include "dblock/unique_fd.h"
 
 namespace dblock {
@@ -45,7 +45,7 @@ namespace dblock {
 //
 // Stopping: run() returns once the device is destroyed, or after
 // request_stop() or an error; either way only after every submitted request
-// completed (the backend writes into the shared buffers until then) and its
+// completed (the backend writes into the queues' buffers until then) and its
 // answer was handed to the kernel.  Applications must leave SIGRTMIN+1
 // alone.
 //
@@ -55,7 +55,7 @@ class AsyncServer {
  public:
   using StartedCallback = std::function<void(const DeviceInfo&)>;
 
-  // Opens /dev/dblock/<device_id> and maps the queues' buffers.  The backend
+  // Opens /dev/dblock/<device_id> and sets up the queues' buffers.  The backend
   // must be at least as large as the device and outlive the AsyncServer.
   AsyncServer(std::uint32_t device_id, AsyncBackend& backend);
   AsyncServer(const AsyncServer&) = delete;
@@ -92,7 +92,7 @@ class AsyncServer {
   dblock_dev_config raw_config_{};
   std::string channel_path_;
   UniqueFd channel_;
-  std::vector<Mapping> buffers_;
+  std::vector<QueueBuffer> buffers_;
   std::vector<std::unique_ptr<detail::AsyncQueue>> queues_;
 
   std::atomic<bool> stop_{false};

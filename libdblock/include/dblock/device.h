@@ -71,6 +71,7 @@ struct DeviceInfo {
   std::uint32_t disk_major = 0;
   std::uint32_t disk_minor = 0;
   DeviceStats stats;
+  std::uint64_t features = 0;  // the module's DBLOCK_FEAT_* bits
 
   std::string disk_path() const;     // /dev/<name>
   std::string channel_path() const;  // /dev/dblock/<id>

@@ -11,7 +11,7 @@ namespace dblock {
 // A disk that stores nothing, for measuring the transport itself: every
 // request is answered at once and no data is touched.  Writes are dropped;
 // reads leave the buffer as it is, so a read returns whatever the request's
-// slot of the shared buffer last held (stale data of earlier requests, not
+// slot of its queue's buffer last held (stale data of earlier requests, not
 // zeros).  Do not put a file system on it.  Out-of-range requests still fail
 // with EIO.  It has no write cache: supports_flush() is false.  Discard and
 // write zeroes are offered and ignored.

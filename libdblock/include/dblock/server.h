@@ -13,7 +13,7 @@
 #include "dblock/backend.h"
 #include "dblock/device.h"
 #include "dblock/dispatch.h"
-#include "dblock/mapping.h"
+#include "dblock/queue_buffer.h"
 #include "dblock/unique_fd.h"
 
 namespace dblock {
@@ -36,7 +36,7 @@ class Server {
  public:
   using StartedCallback = std::function<void(const DeviceInfo&)>;
 
-  // Opens /dev/dblock/<device_id> and maps the queues' buffers.  The
+  // Opens /dev/dblock/<device_id> and sets up the queues' buffers.  The
   // backend must be at least as large as the device and outlive the Server.
   Server(std::uint32_t device_id, Backend& backend);
   Server(const Server&) = delete;
@@ -65,7 +65,7 @@ class Server {
   DeviceInfo info_;
   std::string channel_path_;
   UniqueFd channel_;
-  std::vector<Mapping> buffers_;
+  std::vector<QueueBuffer> buffers_;
   Backend& backend_;
   Dispatcher dispatcher_;
   std::mutex resize_mu_;

@@ -19,7 +19,7 @@ namespace dblock {
 // every request is one rbd_aio_* call whose callback answers it, so a queue
 // keeps its whole depth in flight.
 //   read/write       rbd_aio_read / rbd_aio_write, straight from/to the
-//                    kernel's shared buffer (no copy)
+//                    queue's buffer area (no copy)
 //   flush            rbd_aio_flush
 //   FUA write        the write, then rbd_aio_flush (issued from a helper
 //                    thread: librbd's callbacks must stay short)
