@@ -4,7 +4,7 @@
 # dblock-rbd (librbd's async API behind dblock).  The same fio jobs as
 # bench/guest-bench.sh: 4k randread QD1/QD32, 4k randwrite QD32, 1 MiB
 # sequential read/write QD8.  Prints a table of IOPS and ratios.
-#   usage: bench/rbd-bench.sh [--kernel 6.12|6.1] [--runtime S] [--ramp S] [--mem MB]
+#   usage: bench/rbd-bench.sh [--kernel 6.12|6.1] [--runtime S] [--ramp S] [--rounds N] [--mem MB]
 #                             [--osds N] [--queues N] [--depth N]
 # On the host it installs what it needs (scripts/install-deps.sh: Ceph,
 # rbd-nbd, fio), builds dblock-rbd and dblock.ko for the guest kernel, and
@@ -18,13 +18,14 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-line=6.12 runtime=20 ramp=3 mem=6144 osds=1 queues=2 depth=64 in_guest=0 build=1
+line=6.12 runtime=15 ramp=3 rounds=2 mem=6144 osds=1 queues=2 depth=64 in_guest=0 build=1
 out=${RBD_BENCH_OUT:-/var/tmp/dblock-rbd-bench/$(date +%Y%m%d-%H%M%S)}
 while (($#)); do
   case $1 in
     --kernel) line=${2:?}; shift 2 ;;
     --runtime) runtime=${2:?}; shift 2 ;;
     --ramp) ramp=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     --mem) mem=${2:?}; shift 2 ;;
     --osds) osds=${2:?}; shift 2 ;;
     --queues) queues=${2:?}; shift 2 ;;
@@ -60,7 +61,7 @@ if ((!in_guest)); then
   echo "git $(git -C "$TOP" rev-parse --short HEAD), $(date -u +%FT%TZ), host: $(uptime)" >"$out/host.env"
   "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 3600 --out "$out" -- \
     env DBLOCK_BIN="$out/bin" DBLOCK_KMOD_DIR="$out/kmod" \
-    "$TOP/bench/rbd-bench.sh" --in-guest --runtime "$runtime" --ramp "$ramp" --osds "$osds" \
+    "$TOP/bench/rbd-bench.sh" --in-guest --runtime "$runtime" --ramp "$ramp" --rounds "$rounds" --osds "$osds" \
     --queues "$queues" --depth "$depth" --out "$out"
   [[ -s $out/table.md ]] || { say "no table: see $out/console.log"; exit 1; }
   mkdir -p "$TOP/bench/results"
@@ -115,10 +116,10 @@ diagnose() {
   log "$target: diagnostics in $RAW/$target.diagnose.txt"
 }
 
-run_fio() {
-  local target=$1 dev=$2 job name opts
+prefill() {
+  local target=$1 dev=$2
   log "$target: prefill ${SIZE_MB} MiB of $dev"
-  dd if=/dev/urandom of=/tmp/fill bs=1M count=16 status=none
+  [[ -s /tmp/fill ]] || dd if=/dev/urandom of=/tmp/fill bs=1M count=16 status=none
   # A stalled client must cost this target its figures, not the whole run.
   if ! timeout 900 bash -c 'for ((i = 0; i < $1 / 16; i++)); do cat /tmp/fill; done |
       dd of="$2" bs=1M oflag=direct iflag=fullblock status=none' _ "$SIZE_MB" "$dev"; then
@@ -127,59 +128,83 @@ run_fio() {
     return 1
   fi
   log "$target: prefilled; $(free -m | awk '/^Mem:/ {print $7 " MiB available"}')"
-  for job in "${JOBS[@]}"; do
-    name=${job%% *} opts=${job#* }
-    # shellcheck disable=SC2086
-    timeout $((runtime + ramp + 120)) fio --name="$name" --filename="$dev" --ioengine=libaio \
-      --direct=1 --time_based --runtime="$runtime" --ramp_time="$ramp" --size=${SIZE_MB}M \
-      --norandommap --randrepeat=0 --group_reporting --output-format=json $opts \
-      >"$RAW/$target@$name.json" 2>"$RAW/$target@$name.err" ||
-      log "$target $name: fio failed: $(head -c 300 "$RAW/$target@$name.err")"
-    log "$target $name: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$RAW/$target@$name.json" 2>/dev/null) IOPS"
-  done
 }
 
-# dblock-rbd
+run_job() {
+  local target=$1 dev=$2 job=$3 round=$4 name opts out
+  name=${job%% *} opts=${job#* }
+  out=$RAW/$target@$name@r$round
+  # shellcheck disable=SC2086
+  if ! timeout -k 30 $((runtime + ramp + 120)) fio --name="$name" --filename="$dev" --ioengine=libaio \
+      --direct=1 --time_based --runtime="$runtime" --ramp_time="$ramp" --size=${SIZE_MB}M \
+      --norandommap --randrepeat=0 --group_reporting --output-format=json $opts \
+      >"$out.json" 2>"$out.err"; then
+    log "$target $name round $round: fio failed: $(head -c 300 "$out.err")"
+    diagnose "$target-$name-r$round"
+    return 1
+  fi
+  log "$target $name round $round: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$out.json" 2>/dev/null) IOPS"
+}
+
+# All three clients up at once, each on its own image, so that every round
+# can take turns job by job: a cluster warms up (and a host's load drifts)
+# over a run, and whoever went first would pay for it.
+declare -A DEV
 start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
 cat /tmp/rbd-rbdbench.log
-run_fio dblock /dev/rbdbench || true
+DEV[dblock]=/dev/rbdbench
+modprobe rbd
+# The guest runs no udev: do not wait for it.
+DEV[krbd]=$(timeout 120 rbd map -o noudev rbd/img-krbd) || die "rbd map failed"
+modprobe nbd nbds_max=4
+# librbd cache off, like dblock-rbd's default.  Without an I/O timeout a
+# stalled rbd-nbd (seen here on 1 MiB writes) holds fio in D state for good.
+DEV[rbd-nbd]=$(timeout 120 rbd-nbd map rbd/img-rbd-nbd --rbd-cache=false --io-timeout 60) ||
+  die "rbd-nbd map failed"
+live=()
+for t in "${TARGETS[@]}"; do
+  prefill "$t" "${DEV[$t]}" && live+=("$t")
+done
+for ((r = 1; r <= rounds; r++)); do
+  for job in "${JOBS[@]}"; do
+    # Rotate who goes first from job to job and round to round.
+    n=${#live[@]} k=$(( (r + ${#job}) % (n > 0 ? n : 1) ))
+    for ((i = 0; i < n; i++)); do
+      t=${live[$(( (i + k) % n ))]}
+      run_job "$t" "${DEV[$t]}" "$job" "$r" || true
+    done
+  done
+done
+timeout 60 rbd-nbd unmap "${DEV[rbd-nbd]}" || log "rbd-nbd unmap failed"
+rbd unmap -o noudev "${DEV[krbd]}" || log "rbd unmap failed"
 kill -TERM "$RBD_PID"
 wait_exit "$RBD_PID" 60
 RBD_PID=""
 
-# krbd
-modprobe rbd
-# The guest runs no udev: do not wait for it.
-dev=$(timeout 120 rbd map -o noudev rbd/img-krbd) || die "rbd map failed"
-run_fio krbd "$dev" || true
-rbd unmap -o noudev "$dev"
-
-# rbd-nbd (librbd cache off, like dblock-rbd's default)
-modprobe nbd nbds_max=4
-dev=$(timeout 120 rbd-nbd map rbd/img-rbd-nbd --rbd-cache=false) || die "rbd-nbd map failed"
-run_fio rbd-nbd "$dev" || true
-timeout 60 rbd-nbd unmap "$dev" || log "rbd-nbd unmap failed"
-
-python3 - "$RAW" "$out/table.md" "$runtime" "$osds" "$queues" "$depth" <<'PY'
-import json, os, sys
-raw, dest, runtime, osds, queues, depth = sys.argv[1:]
+python3 - "$RAW" "$out/table.md" "$runtime" "$osds" "$queues" "$depth" "$rounds" <<'PY'
+import glob, json, os, statistics, sys
+raw, dest, runtime, osds, queues, depth, rounds = sys.argv[1:]
 jobs = ["rr4k_qd1", "rr4k_qd32", "rw4k_qd32", "sr1m_qd8", "sw1m_qd8"]
 def iops(t, j):
-    try:
-        d = json.load(open(os.path.join(raw, f"{t}@{j}.json")))["jobs"][0]
-        return d["read"]["iops"] + d["write"]["iops"]
-    except Exception:
-        return None
+    vals = []
+    for path in glob.glob(os.path.join(raw, f"{t}@{j}@r*.json")):
+        try:
+            d = json.load(open(path))["jobs"][0]
+            vals.append(d["read"]["iops"] + d["write"]["iops"])
+        except Exception:
+            pass
+    return (statistics.median(vals), vals) if vals else (None, [])
 def r(a, b):
     return f"{a / b:.2f}x" if a and b else "n/a"
-lines = [f"fio {runtime} s per job, {osds} OSD(s), dblock-rbd {queues} queues x {depth}, "
-         f"kernel {os.uname().release}, TCG",
-         "", "| job | krbd IOPS | rbd-nbd IOPS | dblock IOPS | dblock/krbd | dblock/rbd-nbd |",
-         "| --- | ---: | ---: | ---: | ---: | ---: |"]
+lines = [f"fio {runtime} s per job, median of {rounds} rounds taking turns job by job; "
+         f"{osds} OSD(s); dblock-rbd {queues} queues x {depth}; kernel {os.uname().release}; TCG",
+         "", "| job | krbd IOPS | rbd-nbd IOPS | dblock IOPS | dblock/krbd | dblock/rbd-nbd | rounds (k / n / d) |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
 for j in jobs:
-    k, n, d = iops("krbd", j), iops("rbd-nbd", j), iops("dblock", j)
+    (k, kv), (n, nv), (d, dv) = iops("krbd", j), iops("rbd-nbd", j), iops("dblock", j)
     f = lambda v: f"{v:.0f}" if v is not None else "failed"
-    lines.append(f"| {j} | {f(k)} | {f(n)} | {f(d)} | {r(d, k)} | {r(d, n)} |")
+    per = " / ".join(",".join(f"{x:.0f}" for x in v) or "-" for v in (kv, nv, dv))
+    lines.append(f"| {j} | {f(k)} | {f(n)} | {f(d)} | {r(d, k)} | {r(d, n)} | {per} |")
 text = "\n".join(lines) + "\n"
 open(dest, "w").write(text)
 print(text)

@@ -198,7 +198,8 @@ def main():
         data_mib = 256
         rss = s1.get("VmRSS", 0) / 1024
         mem = dict(
-            config="RAM backend, 1 GiB device, 1 queue, depth 64, max I/O 256 KiB (16 MiB buffer)",
+            config="RAM backend, 1 GiB device, 1 queue, depth 64, max I/O 256 KiB "
+                   "(16 MiB buffer area, in the server's memory where the module offers it)",
             data_mib=data_mib,
             server_rss_mib_empty=round(s0.get("VmRSS", 0) / 1024, 1),
             server_rss_mib=round(rss, 1),
@@ -401,6 +402,11 @@ def write_md(d):
         k = mem["idle_device_kernel_kib"]
         L.append("- kernel memory of one idle device (meminfo after - before, KiB): " +
                  ", ".join(f"{a} {b:+d}" for a, b in k.items()))
+        # The device's own: slab, vmalloc and per-CPU (kernel stacks and page
+        # tables above belong to the server process).
+        own = k["Slab"] + k["VmallocUsed"] + k["Percpu"]
+        L.append(f"- the device's own (Slab + VmallocUsed + Percpu): {own:+d} KiB; target a few hundred KiB "
+                 f"(<= 512): {'holds' if own <= 512 else '**MISS**'}")
         k = mem["after_destroy_vs_before_kib"]
         L.append("- after destroy vs before create (KiB): " + ", ".join(f"{a} {b:+d}" for a, b in k.items()))
         L.append("")
@@ -415,6 +421,12 @@ def write_md(d):
             L.append(f"| {s['round']} | {s['up']} | {s['read_ok']} | {s['exit0']} | {s['seconds']} | "
                      f"{p['Slab']:+d} / {p['VmallocUsed']:+d} | {e['Slab']:+d} / {e['SUnreclaim']:+d} / "
                      f"{e['VmallocUsed']:+d} | {s['refcnt_start']}/{s['refcnt_end']} | {s['devices_end']} |")
+        last = d["scale"][-1]
+        ok = all(str(x["up"]) == "256" and str(x["read_ok"]) == "256" and str(x["exit0"]) == "256"
+                 for x in d["scale"]) and str(last["devices_end"]) == "0" and \
+            last["refcnt_start"] == last["refcnt_end"] and abs(last["end_delta_kib"]["VmallocUsed"]) <= 256
+        L.append(f"\nTarget: every round 256 up, read and exited 0; no device left; module use count "
+                 f"back; vmalloc back within 256 KiB (slab moves with caches): {'holds' if ok else '**MISS**'}")
         L.append("")
     if d["profile"]:
         L.append("## Profile: dblock RAM, 1 queue, 4k randread (server on CPU 0, fio on CPU 1)\n")
