@@ -48,6 +48,7 @@ struct dblock_queue {
 	bool			no_server;	/* fail new requests at once */
 	bool			gone;		/* destroyed: answer GONE */
 	bool			resized;	/* tell the server once */
+	bool			kicked;		/* DBLOCK_IOC_KICK: stop waiting */
 	wait_queue_head_t	wait;
 
 	unsigned long		serving;	/* bit 0: a thread is in SERVE */
@@ -55,6 +56,7 @@ struct dblock_queue {
 	struct dblock_dev	*dev;
 	unsigned int		index;
 	void			*buf;		/* mmap area; see dblock_queue_area() */
+	struct page		**pins;		/* a slot's pages, for one copy */
 	struct dblock_request	*req_scratch;
 	struct dblock_completion *cpl_scratch;
 	/*

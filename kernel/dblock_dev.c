@@ -186,6 +186,7 @@ static void dblock_free_queues(struct dblock_dev *dev)
 		kvfree(dev->queues[i].req_scratch);
 		kvfree(dev->queues[i].cpl_scratch);
 		kvfree(dev->queues[i].inflight);
+		kvfree(dev->queues[i].pins);
 	}
 	kfree(dev->queues);
 }
@@ -214,7 +215,11 @@ static int dblock_alloc_queues(struct dblock_dev *dev)
 		dq->cpl_scratch = kvmalloc_array(depth, sizeof(*dq->cpl_scratch),
 						 GFP_KERNEL);
 		dq->inflight = kvcalloc(depth, sizeof(*dq->inflight), GFP_KERNEL);
-		if (!dq->req_scratch || !dq->cpl_scratch || !dq->inflight)
+		/* A slot not aligned to a page spans one page more. */
+		dq->pins = kvmalloc_array(dev->config.max_io_bytes / PAGE_SIZE + 2,
+					  sizeof(*dq->pins), GFP_KERNEL);
+		if (!dq->req_scratch || !dq->cpl_scratch || !dq->inflight ||
+		    !dq->pins)
 			return -ENOMEM;
 	}
 	return 0;

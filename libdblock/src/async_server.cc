@@ -29,6 +29,7 @@ struct AsyncQueue {
   std::uint16_t index = 0;
   std::span<std::byte> buffer;
   std::uint64_t buffer_ptr = 0;  // dblock_serve.buffer_ptr
+  int kick_fd = -1;              // the channel, if the module has DBLOCK_IOC_KICK
 
   std::mutex mu;
   std::condition_variable cv;              // for the drain when stopping
@@ -121,7 +122,12 @@ void AsyncCompletion::done(int result) const noexcept {
   if (q->draining.load()) {
     q->cv.notify_one();
   } else if (q->sleeping.exchange(false)) {
-    ::pthread_kill(q->thread.load(), wake_signal());
+    // A kick ends the thread's wait in the kernel; a signal (older modules)
+    // costs a handler and a second call.
+    if (q->kick_fd < 0 ||
+        ::ioctl(q->kick_fd, DBLOCK_IOC_KICK, static_cast<unsigned long>(q->index)) < 0) {
+      ::pthread_kill(q->thread.load(), wake_signal());
+    }
   }
 }
 
@@ -157,6 +163,7 @@ AsyncServer::AsyncServer(std::uint32_t device_id, AsyncBackend& backend)
     queue->index = q;
     queue->buffer = buffers_.back().bytes();
     queue->buffer_ptr = buffers_.back().serve_ptr();
+    if (info_.features & DBLOCK_FEAT_KICK) queue->kick_fd = channel_.get();
     queue->done.reserve(config.queue_depth);
     queues_.push_back(std::move(queue));
   }

@@ -138,6 +138,8 @@ TEST(Control, VersionAndFeatures) {
     ASSERT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_VERSION, &v), 0);
     EXPECT_EQ(v.abi_version, DBLOCK_ABI_VERSION);
     EXPECT_EQ(v.features & DBLOCK_FEAT_FLUSH, DBLOCK_FEAT_FLUSH);
+    EXPECT_EQ(v.features & DBLOCK_FEAT_USER_BUFFERS, DBLOCK_FEAT_USER_BUFFERS);
+    EXPECT_EQ(v.features & DBLOCK_FEAT_KICK, DBLOCK_FEAT_KICK);
     EXPECT_EQ(v.__pad, 0u);
 }
 
@@ -240,6 +242,7 @@ public:
     std::atomic<uint64_t> size{0};        // the device's size as the server knows it
     std::atomic<unsigned> rejected{0};
     std::atomic<unsigned> served{0};
+    std::atomic<unsigned> empty_returns{0};  // SERVE came back with nothing at all
     std::atomic<unsigned> swallowed{0};
     std::atomic<int> gone_queues{0};
 
@@ -350,6 +353,7 @@ private:
                 resized++;
             }
             if (s.status & DBLOCK_SERVE_GONE) { gone_queues++; return; }
+            if (!s.nr_requests && !s.status && !s.nr_rejected) empty_returns++;
 
             if (swallow && s.nr_requests) {
                 swallowed++;
@@ -522,6 +526,22 @@ void Served::RoundTripRandomData() {
 }
 
 TEST_F(Served, DataRoundTripsAtRandomOffsetsAndSizes) { RoundTripRandomData(); }
+
+TEST_F(Served, AKickEndsTheWaitOfThatQueueOnly) {
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_KICK, reinterpret_cast<void*>(uintptr_t(info_.config.nr_queues))),
+              EINVAL);
+    for (unsigned kick = 1; kick <= 3; kick++) {
+        const unsigned before = server_->empty_returns;
+        ASSERT_EQ(::ioctl(server_->chan(), DBLOCK_IOC_KICK, 1UL), 0) << strerror(errno);
+        for (int i = 0; i < 500 && server_->empty_returns == before; i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        EXPECT_EQ(server_->empty_returns, before + 1) << "kick " << kick;
+    }
+    // The wait goes on after a kick: I/O is still served.
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096) << strerror(errno);
+}
 
 class ServedOneQueue : public Served {
 protected:

@@ -4,6 +4,7 @@
 // _FILE_OFFSET_BITS=64).  The fake blocks in read() on an eventfd, so
 // signals interrupt it exactly like the real SERVE.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstring>
 #include <deque>
@@ -22,6 +24,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dblock/async_backend.h"
+#include "dblock/async_server.h"
 #include "dblock/error.h"
 #include "dblock/ram_backend.h"
 #include "dblock/server.h"
@@ -53,6 +57,9 @@ struct FakeKernel {
   // Emulates DBLOCK_FEAT_USER_BUFFERS: data is copied between our area
   // (`mapping`) and the server's buffer_ptr within SERVE, as dblock.ko does.
   bool user_buffers = false;
+  bool kicked[kQueues] = {};
+  int kicks = 0;
+  int empty_returns = 0;  // SERVE calls ended by a kick, with nothing fetched
   std::uint64_t last_buffer_ptr[kQueues] = {};
   std::map<std::pair<int, int>, dblock_request> fetched;  // by (queue, tag)
 
@@ -140,6 +147,8 @@ struct FakeKernel {
           s->status = DBLOCK_SERVE_GONE;
           return 0;
         }
+        const bool was_kicked = kicked[q];
+        kicked[q] = false;
         auto* out = reinterpret_cast<dblock_request*>(s->requests_ptr);
         while (!pending[q].empty() && s->nr_requests < s->max_requests) {
           const dblock_request r = pending[q].front();
@@ -151,11 +160,31 @@ struct FakeKernel {
           }
         }
         if (s->nr_requests > 0 || (s->flags & DBLOCK_SERVE_NOWAIT)) return 0;
+        if (was_kicked) {
+          ++empty_returns;
+          return 0;
+        }
         entered[q] = true;
       }
+      // poll() is never restarted after a handler (SA_RESTART or not), like
+      // SERVE, which returns EINTR rather than being restarted.
+      pollfd p{wake[q], POLLIN, 0};
+      if (::poll(&p, 1, -1) < 0) return -1;
       std::uint64_t v;
-      if (::read(wake[q], &v, sizeof v) < 0) return -1;  // EINTR on a signal
+      if (::read(wake[q], &v, sizeof v) < 0) return -1;
     }
+  }
+
+  int kick(unsigned long q) {
+    std::lock_guard lock(mu);
+    if (q >= kQueues) {
+      errno = EINVAL;
+      return -1;
+    }
+    kicked[q] = true;
+    ++kicks;
+    kick(static_cast<int>(q));
+    return 0;
   }
 
   int start() {
@@ -211,6 +240,7 @@ extern "C" int __wrap_ioctl(int fd, unsigned long request, ...) {
       }
       case DBLOCK_IOC_START: return k->start();
       case DBLOCK_IOC_SERVE: return k->serve(static_cast<dblock_serve*>(arg));
+      case DBLOCK_IOC_KICK: return k->kick(reinterpret_cast<unsigned long>(arg));
     }
     errno = ENOTTY;
     return -1;
@@ -235,6 +265,7 @@ class ServerTest : public ::testing::Test {
   }
 
   void serve_until_gone();
+  void serve_async_reads();
 
   FakeKernel kernel_;
   RamBackend backend_{1 << 20};
@@ -335,6 +366,80 @@ TEST_F(ServerTest, RequestStopAnswersWhatWasFetched) {
   runner.join();  // returns although the device still exists
   EXPECT_FALSE(kernel_.gone);
   EXPECT_EQ(kernel_.done.size(), 1u);
+}
+
+// Answers every request from a thread of its own, a little later, as a
+// storage library's callback thread does: the queue thread is asleep in
+// SERVE by then and must be woken to hand the answer back.
+class LaterBackend : public AsyncBackend {
+ public:
+  LaterBackend() : worker_([this] { work(); }) {}
+  ~LaterBackend() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    worker_.join();
+  }
+  std::uint64_t size() const override { return 1 << 20; }
+  bool supports_flush() const override { return true; }
+  void submit(const AsyncRequest& request, AsyncCompletion completion) override {
+    std::lock_guard lock(mu_);
+    pending_.emplace_back(request, completion);
+    cv_.notify_one();
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+      if (stop_) return;
+      auto [request, completion] = pending_.front();
+      pending_.pop_front();
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (request.op == DBLOCK_OP_READ) std::memset(request.data.data(), 0x5a, request.data.size());
+      completion.done(0);
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<AsyncRequest, AsyncCompletion>> pending_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+void ServerTest::serve_async_reads() {
+  LaterBackend backend;
+  AsyncServer server(5, backend);
+  std::thread runner([&] { server.run(); });
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 4096, 1});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  kernel_.submit(1, {2, DBLOCK_OP_READ, 0, 0, 8192, 512, 2});
+  ASSERT_TRUE(kernel_.wait_done(2));
+  kernel_.destroy();
+  runner.join();
+  EXPECT_EQ(kernel_.duplicates, 0);
+  EXPECT_EQ(kernel_.done.at({0, 1}).result, 0);
+  EXPECT_EQ(kernel_.done.at({2, 2}).result, 0);
+  EXPECT_EQ(kernel_.buffer(0, 0)[4095], std::byte{0x5a});
+  EXPECT_EQ(kernel_.buffer(1, 2)[511], std::byte{0x5a});
+}
+
+TEST_F(ServerTest, AsyncAnswersWakeTheQueueThreadWithAKick) {
+  kernel_.info.features = DBLOCK_FEAT_KICK;
+  serve_async_reads();
+  EXPECT_GE(kernel_.kicks, 2);
+  EXPECT_GE(kernel_.empty_returns, 2);
+}
+
+TEST_F(ServerTest, AsyncAnswersWakeTheQueueThreadWithASignalOnOlderModules) {
+  serve_async_reads();
+  EXPECT_EQ(kernel_.kicks, 0);
 }
 
 TEST_F(ServerTest, BackendSmallerThanTheDeviceIsRefused) {

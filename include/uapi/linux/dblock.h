@@ -60,10 +60,11 @@
 #define DBLOCK_FEAT_RECOVERY		(1ULL << 3)	/* policies, takeover */
 #define DBLOCK_FEAT_SET_PARAMS		(1ULL << 4)	/* incl. online resize */
 #define DBLOCK_FEAT_USER_BUFFERS	(1ULL << 5)	/* dblock_serve.buffer_ptr */
+#define DBLOCK_FEAT_KICK		(1ULL << 6)	/* DBLOCK_IOC_KICK */
 #define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY | \
 					 DBLOCK_FEAT_DISCARD | DBLOCK_FEAT_RECOVERY | \
 					 DBLOCK_FEAT_SET_PARAMS | \
-					 DBLOCK_FEAT_USER_BUFFERS)
+					 DBLOCK_FEAT_USER_BUFFERS | DBLOCK_FEAT_KICK)
 
 #define DBLOCK_NAME_MAX			32	/* including the NUL */
 #define DBLOCK_MAX_QUEUES		64
@@ -371,5 +372,13 @@ struct dblock_serve {
  */
 #define DBLOCK_IOC_START	_IO(DBLOCK_IOCTL_TYPE, 0x41)
 #define DBLOCK_IOC_SERVE	_IOWR(DBLOCK_IOCTL_TYPE, 0x42, struct dblock_serve)
+/*
+ * DBLOCK_IOC_KICK, argument the queue's index: makes that queue's current or
+ * next DBLOCK_IOC_SERVE return without waiting for requests.  For servers
+ * whose answers come from other threads (asynchronous backends): the queue
+ * thread waiting in SERVE is told it has completions to hand back, without
+ * a signal.  Any thread may call it; EINVAL for a queue that does not exist.
+ */
+#define DBLOCK_IOC_KICK		_IO(DBLOCK_IOCTL_TYPE, 0x43)
 
 #endif /* _UAPI_LINUX_DBLOCK_H */
