@@ -78,7 +78,7 @@ fi
 . "$TOP/tests/guest/ceph-fixture.sh"
 RAW=$out/raw
 mkdir -p "$RAW"
-SIZE_MB=512
+SIZE_MB=256
 JOBS=(
   "rr4k_qd1 --rw=randread --bs=4k --iodepth=1"
   "rr4k_qd32 --rw=randread --bs=4k --iodepth=32"
@@ -95,6 +95,7 @@ bench_cleanup() {
   rbd unmap -o noudev /dev/rbd0 2>/dev/null
   "$DBLOCKCTL" destroy --force rbdbench >/dev/null 2>&1
   ceph_stop
+  umount /tmp/rbd-bench-cluster 2>/dev/null
   rmmod dblock 2>/dev/null
 }
 trap bench_cleanup EXIT
@@ -102,7 +103,11 @@ trap bench_cleanup EXIT
 cd /tmp
 load_dblock
 trap bench_cleanup EXIT
-ceph_start --osds "$osds"
+# The cluster's own tmpfs: /tmp's default half of RAM filled up with three
+# images written over and over, and the OSD died of ENOSPC mid-run.
+mkdir -p /tmp/rbd-bench-cluster
+mount -t tmpfs -o size=80% tmpfs /tmp/rbd-bench-cluster
+ceph_start --osds "$osds" --dir /tmp/rbd-bench-cluster
 for t in "${TARGETS[@]}"; do
   ceph_create_image "img-$t" 1G --image-feature layering,exclusive-lock
 done
