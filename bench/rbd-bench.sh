@@ -107,7 +107,7 @@ trap bench_cleanup EXIT
 # images written over and over, and the OSD died of ENOSPC mid-run.
 mkdir -p /tmp/rbd-bench-cluster
 mount -t tmpfs -o size=80% tmpfs /tmp/rbd-bench-cluster
-ceph_start --osds "$osds" --dir /tmp/rbd-bench-cluster
+ceph_start --osds "$osds" --dir /tmp/rbd-bench-cluster/ceph
 for t in "${TARGETS[@]}"; do
   ceph_create_image "img-$t" 1G --image-feature layering,exclusive-lock
 done
