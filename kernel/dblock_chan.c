@@ -105,7 +105,8 @@ struct dblock_area {
 /*
  * The server's slot is pinned and copied with memcpy through the kernel's
  * mapping of its pages, not with copy_to_user(): under emulation (QEMU TCG)
- * the user-copy instructions run 3-30 times slower per MiB than memcpy.
+ * the user-copy instructions made 1 MiB requests 3.5 times slower, and 50
+ * times from buffers never written (the zero page).
  */
 static int dblock_copy_user(struct dblock_queue *dq, u64 uaddr,
 			    struct request *rq, bool to_slot)
