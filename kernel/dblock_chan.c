@@ -209,8 +209,8 @@ static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area
 			 unsigned int nr, unsigned int *rejected)
 {
 	struct dblock_completion *cpl = dq->cpl_scratch;
-	unsigned int i, errors = 0;
 	DEFINE_IO_COMP_BATCH(iob);
+	unsigned int i;
 
 	if (!nr)
 		return 0;
@@ -234,8 +234,12 @@ static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area
 					    dq->dev->config.name, dq->index);
 			status = BLK_STS_IOERR;
 		}
-		if (status)
-			errors++;
+		if (status) {
+			/* Counted before the caller can see the error. */
+			u64_stats_update_begin(&dq->stats.sync);
+			u64_stats_inc(&dq->stats.errors);
+			u64_stats_update_end(&dq->stats.sync);
+		}
 		/* Successes end together: their tags go back in one go. */
 		if (status || !blk_mq_add_to_batch(rq, &iob, 0,
 						   blk_mq_end_request_batch))
@@ -244,7 +248,6 @@ static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area
 	if (iob.complete)
 		iob.complete(&iob);
 	u64_stats_update_begin(&dq->stats.sync);
-	u64_stats_add(&dq->stats.errors, errors);
 	u64_stats_add(&dq->stats.rejected, *rejected);
 	u64_stats_update_end(&dq->stats.sync);
 	if (*rejected)
