@@ -204,6 +204,14 @@ static struct request *dblock_claim(struct dblock_queue *dq,
 	return rq;
 }
 
+/* Called before the failed request ends: whoever sees the error sees it counted. */
+static void dblock_count_error(struct dblock_queue *dq)
+{
+	u64_stats_update_begin(&dq->stats.sync);
+	u64_stats_inc(&dq->stats.errors);
+	u64_stats_update_end(&dq->stats.sync);
+}
+
 static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area,
 			 const struct dblock_completion __user *ucpl,
 			 unsigned int nr, unsigned int *rejected)
@@ -234,12 +242,8 @@ static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area
 					    dq->dev->config.name, dq->index);
 			status = BLK_STS_IOERR;
 		}
-		if (status) {
-			/* Counted before the caller can see the error. */
-			u64_stats_update_begin(&dq->stats.sync);
-			u64_stats_inc(&dq->stats.errors);
-			u64_stats_update_end(&dq->stats.sync);
-		}
+		if (status)
+			dblock_count_error(dq);
 		/* Successes end together: their tags go back in one go. */
 		if (status || !blk_mq_add_to_batch(rq, &iob, 0,
 						   blk_mq_end_request_batch))
@@ -347,9 +351,7 @@ static unsigned int dblock_fetch(struct dblock_queue *dq,
 			pr_warn_ratelimited("%s: queue %u: write data could not be copied to the buffer\n",
 					    dq->dev->config.name, dq->index);
 			dblock_cmd_set_state(cmd, seq, DBLOCK_CMD_DONE);
-			u64_stats_update_begin(&dq->stats.sync);
-			u64_stats_inc(&dq->stats.errors);
-			u64_stats_update_end(&dq->stats.sync);
+			dblock_count_error(dq);
 			blk_mq_end_request(rq, BLK_STS_IOERR);
 			continue;
 		}

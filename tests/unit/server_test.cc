@@ -175,7 +175,7 @@ struct FakeKernel {
     }
   }
 
-  int kick(unsigned long q) {
+  int ioctl_kick(unsigned long q) {
     std::lock_guard lock(mu);
     if (q >= kQueues) {
       errno = EINVAL;
@@ -240,7 +240,7 @@ extern "C" int __wrap_ioctl(int fd, unsigned long request, ...) {
       }
       case DBLOCK_IOC_START: return k->start();
       case DBLOCK_IOC_SERVE: return k->serve(static_cast<dblock_serve*>(arg));
-      case DBLOCK_IOC_KICK: return k->kick(reinterpret_cast<unsigned long>(arg));
+      case DBLOCK_IOC_KICK: return k->ioctl_kick(reinterpret_cast<unsigned long>(arg));
     }
     errno = ENOTTY;
     return -1;
