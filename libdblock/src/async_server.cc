@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "dblock/error.h"
+#include "queue_thread.h"
 
 namespace dblock {
 namespace detail {
@@ -72,25 +72,6 @@ void install_wake_handler() {
   }
 }
 
-void prepare_server_thread() {
-  sigset_t wake;
-  sigemptyset(&wake);
-  sigaddset(&wake, wake_signal());
-  ::pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
-#ifdef PR_SET_IO_FLUSHER
-  (void)::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
-#endif
-}
-
-dblock_dev_info channel_info(int fd, const std::string& context, const std::string& path) {
-  dblock_dev_info info{};
-  if (::ioctl(fd, DBLOCK_IOC_GET_INFO, &info) < 0) {
-    const int err = errno;
-    throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_GET_INFO on {}", context, path));
-  }
-  return info;
-}
-
 int errno_of(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
@@ -140,7 +121,7 @@ AsyncServer::AsyncServer(std::uint32_t device_id, AsyncBackend& backend)
     throw Error(err, fmt::format("{}: open {}", what, channel_path_),
                 err == EBUSY ? "another server is attached" : "");
   }
-  const dblock_dev_info raw = channel_info(channel_.get(), what, channel_path_);
+  const dblock_dev_info raw = internal::read_channel_info(channel_.get(), what, channel_path_);
   raw_config_ = raw.config;
   info_ = from_uapi(raw);
 
@@ -208,7 +189,7 @@ void AsyncServer::run(const StartedCallback& on_started) {
       threads.emplace_back([this, body] {
         std::exception_ptr error;
         try {
-          prepare_server_thread();
+          internal::prepare_queue_thread(wake_signal());
           body();
         } catch (...) {
           error = std::current_exception();
@@ -249,7 +230,7 @@ void AsyncServer::start_device(const StartedCallback& on_started) {
     }
     throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path_));
   }
-  if (on_started) on_started(from_uapi(channel_info(channel_.get(), context(), channel_path_)));
+  if (on_started) on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
 }
 
 int AsyncServer::validate(const dblock_request& r) const {

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 
 #include <cerrno>
 #include <chrono>
@@ -15,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "dblock/error.h"
+#include "queue_thread.h"
 
 namespace dblock {
 namespace {
@@ -33,30 +33,6 @@ void install_wake_handler() {
   }
 }
 
-void prepare_server_thread() {
-  // The caller may have blocked every signal (e.g. to sigwait() elsewhere);
-  // the wake-up signal must still reach this thread.
-  sigset_t wake;
-  sigemptyset(&wake);
-  sigaddset(&wake, SIGRTMIN);
-  ::pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
-#ifdef PR_SET_IO_FLUSHER
-  // Our allocations may happen while the kernel waits on I/O to this very
-  // device to reclaim memory; IO_FLUSHER keeps that reclaim from recursing
-  // into us.  It needs CAP_SYS_RESOURCE and Linux 5.6: without, carry on.
-  (void)::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
-#endif
-}
-
-dblock_dev_info channel_info(int fd, const std::string& context, const std::string& path) {
-  dblock_dev_info info{};
-  if (::ioctl(fd, DBLOCK_IOC_GET_INFO, &info) < 0) {
-    const int err = errno;
-    throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_GET_INFO on {}", context, path));
-  }
-  return info;
-}
-
 }  // namespace
 
 Server::Server(std::uint32_t device_id, Backend& backend)
@@ -70,7 +46,7 @@ Server::Server(std::uint32_t device_id, Backend& backend)
     throw Error(err, fmt::format("{}: open {}", what, channel_path_),
                 err == EBUSY ? "another server is attached" : "");
   }
-  info_ = from_uapi(channel_info(channel_.get(), what, channel_path_));
+  info_ = from_uapi(internal::read_channel_info(channel_.get(), what, channel_path_));
 
   const DeviceConfig& config = info_.config;
   const std::uint64_t needed = std::uint64_t{config.queue_depth} * config.max_io_bytes;
@@ -130,7 +106,7 @@ void Server::run(const StartedCallback& on_started) {
       threads.emplace_back([this, body] {
         std::exception_ptr error;
         try {
-          prepare_server_thread();
+          internal::prepare_queue_thread(SIGRTMIN);
           body();
         } catch (...) {
           error = std::current_exception();
@@ -170,13 +146,13 @@ void Server::start_device(const StartedCallback& on_started) {
     if (err == EALREADY) break;
     throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path_));
   }
-  if (on_started) on_started(from_uapi(channel_info(channel_.get(), context(), channel_path_)));
+  if (on_started) on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
 }
 
 void Server::apply_resize() {
   // Every queue is told; the first to get here does the work.
   std::lock_guard lock(resize_mu_);
-  const dblock_dev_info now = channel_info(channel_.get(), context(), channel_path_);
+  const dblock_dev_info now = internal::read_channel_info(channel_.get(), context(), channel_path_);
   if (now.config.size_bytes == current_size_) return;
   // Grow the backend before accepting requests past the old end; shrink it
   // after refusing them.

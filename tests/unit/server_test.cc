@@ -5,6 +5,7 @@
 // signals interrupt it exactly like the real SERVE.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -61,6 +62,7 @@ struct FakeKernel {
   int kicks = 0;
   int empty_returns = 0;  // SERVE calls ended by a kick, with nothing fetched
   std::uint64_t last_buffer_ptr[kQueues] = {};
+  int policy[kQueues] = {-1, -1};  // the scheduling policy of each queue's thread
   std::map<std::pair<int, int>, dblock_request> fetched;  // by (queue, tag)
 
   FakeKernel() {
@@ -121,6 +123,7 @@ struct FakeKernel {
       std::lock_guard lock(mu);
       const auto* c = reinterpret_cast<const dblock_completion*>(s->completions_ptr);
       if (user_buffers) last_buffer_ptr[q] = s->buffer_ptr;
+      policy[q] = ::sched_getscheduler(0);
       for (std::uint32_t i = 0; i < s->nr_completions; ++i) {
         if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
         const auto it = fetched.find({q, int(c[i].tag)});
@@ -304,6 +307,25 @@ void ServerTest::serve_until_gone() {
 TEST_F(ServerTest, ServesUntilGone) {
   serve_until_gone();
   EXPECT_EQ(kernel_.last_buffer_ptr[0], 0u);
+}
+
+TEST_F(ServerTest, QueueThreadsDoNotPreemptTheSubmitterOnWakeup) {
+  serve_until_gone();
+  EXPECT_EQ(kernel_.policy[0], SCHED_BATCH);
+  EXPECT_EQ(kernel_.policy[1], SCHED_BATCH);
+}
+
+TEST_F(ServerTest, QueueThreadsKeepAPolicyTheServerWasStartedWith) {
+  // SCHED_IDLE needs no privilege.  The queue threads inherit it from the
+  // thread that runs the server, which never goes back to SCHED_OTHER.
+  std::thread idle([&] {
+    const sched_param param{};
+    ASSERT_EQ(::sched_setscheduler(0, SCHED_IDLE, &param), 0) << std::strerror(errno);
+    serve_until_gone();
+  });
+  idle.join();
+  EXPECT_EQ(kernel_.policy[0], SCHED_IDLE);
+  EXPECT_EQ(kernel_.policy[1], SCHED_IDLE);
 }
 
 TEST_F(ServerTest, ServesFromItsOwnBuffersWhenTheModuleTakesThem) {
