@@ -5,7 +5,7 @@
 # bench/guest-bench.sh: 4k randread QD1/QD32, 4k randwrite QD32, 1 MiB
 # sequential read/write QD8.  Prints a table of IOPS and ratios.
 #   usage: bench/rbd-bench.sh [--kernel 6.12|6.1] [--runtime S] [--ramp S] [--rounds N] [--mem MB]
-#                             [--osds N] [--queues N] [--depth N]
+#                             [--osds N] [--queues N] [--depth N] [--librbd-conf "KEY=VALUE ..."]
 # On the host it installs what it needs (scripts/install-deps.sh: Ceph,
 # rbd-nbd, fio), builds dblock-rbd and dblock.ko for the guest kernel, and
 # runs a snapshot of them (`--no-build`: use build/bin and the module in
@@ -13,12 +13,15 @@
 # TCG emulation: figures are not absolute speeds; only ratios within one run
 # mean something.  librbd's cache is off for both librbd clients (krbd has
 # none), so every write is acknowledged by the OSD in all three.
+# --librbd-conf: Ceph options for both librbd clients (rbd-nbd and
+# dblock-rbd) alike, e.g. "ms_async_op_threads=1"; the cluster keeps its own.
 # Output: the table on stdout, raw fio JSON and the table in OUT
 # (default /var/tmp/dblock-rbd-bench/<date>/).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 line=6.12 runtime=15 ramp=3 rounds=2 mem=6144 osds=1 queues=2 depth=64 in_guest=0 build=1
+librbd_conf=""
 out=${RBD_BENCH_OUT:-/var/tmp/dblock-rbd-bench/$(date +%Y%m%d-%H%M%S)}
 while (($#)); do
   case $1 in
@@ -30,6 +33,7 @@ while (($#)); do
     --osds) osds=${2:?}; shift 2 ;;
     --queues) queues=${2:?}; shift 2 ;;
     --depth) depth=${2:?}; shift 2 ;;
+    --librbd-conf) librbd_conf=${2?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --in-guest) in_guest=1; shift ;;
     --no-build) build=0; shift ;;
@@ -62,12 +66,12 @@ if ((!in_guest)); then
   "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 3600 --out "$out" -- \
     env DBLOCK_BIN="$out/bin" DBLOCK_KMOD_DIR="$out/kmod" \
     "$TOP/bench/rbd-bench.sh" --in-guest --runtime "$runtime" --ramp "$ramp" --rounds "$rounds" --osds "$osds" \
-    --queues "$queues" --depth "$depth" --out "$out"
+    --queues "$queues" --depth "$depth" --librbd-conf "$librbd_conf" --out "$out"
   [[ -s $out/table.md ]] || { say "no table: see $out/console.log"; exit 1; }
   mkdir -p "$TOP/bench/results"
   { echo "# Ceph RBD: krbd, rbd-nbd and dblock-rbd (bench/rbd-bench.sh)"; echo
     echo "TCG emulation on a shared host: only ratios within this one run mean something."
-    echo "$(cat "$out/host.env")"; echo; cat "$out/table.md"; } >"$TOP/bench/results/rbd-latest.md"
+    cat "$out/host.env"; echo; cat "$out/table.md"; } >"$TOP/bench/results/rbd-latest.md"
   say "results: bench/results/rbd-latest.md (raw: $out)"
   exit 0
 fi
@@ -155,7 +159,11 @@ run_job() {
 # can take turns job by job: a cluster warms up (and a host's load drifts)
 # over a run, and whoever went first would pay for it.
 declare -A DEV
-start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
+client_args=()
+for kv in $librbd_conf; do client_args+=("--$kv"); done
+log "librbd options of both librbd clients: ${librbd_conf:-defaults}"
+# librados reads CEPH_ARGS; rbd-nbd takes the same options on its command line.
+CEPH_ARGS="${client_args[*]}" start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
 cat /tmp/rbd-rbdbench.log
 DEV[dblock]=/dev/rbdbench
 modprobe rbd
@@ -164,7 +172,7 @@ DEV[krbd]=$(timeout 120 rbd map -o noudev rbd/img-krbd) || die "rbd map failed"
 modprobe nbd nbds_max=4
 # librbd cache off, like dblock-rbd's default.  Without an I/O timeout a
 # stalled rbd-nbd (seen here on 1 MiB writes) holds fio in D state for good.
-DEV[rbd-nbd]=$(timeout 120 rbd-nbd map rbd/img-rbd-nbd --rbd-cache=false --io-timeout 60) ||
+DEV[rbd-nbd]=$(timeout 120 rbd-nbd map rbd/img-rbd-nbd --rbd-cache=false --io-timeout 60 "${client_args[@]}") ||
   die "rbd-nbd map failed"
 live=()
 for t in "${TARGETS[@]}"; do
@@ -214,5 +222,6 @@ text = "\n".join(lines) + "\n"
 open(dest, "w").write(text)
 print(text)
 PY
+[[ -z $librbd_conf ]] || printf "\nBoth librbd clients (rbd-nbd, dblock-rbd) ran with: %s\n" "$librbd_conf" >>"$out/table.md"
 ceph_stop
 unload_dblock
