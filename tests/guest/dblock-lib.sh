@@ -87,17 +87,22 @@ check_files() {
 
 SERVE=$DBLOCK_BIN/dblock-serve
 
-# start_serve NAME ARGS...: dblock-serve in the background; sets SERVE_PID
-# and waits for /dev/NAME.
+# start_serve NAME ARGS...: dblock-serve in the background, its output
+# appended to /tmp/serve-NAME.log; sets SERVE_PID and waits until it serves
+# /dev/NAME (or, with --attach, until it took the device over).
 start_serve() {
   local name=$1
   shift
-  "$SERVE" "$name" "$@" >>"/tmp/serve-$name.log" 2>&1 &
+  local logf=/tmp/serve-$name.log ready="serving" from=1
+  if [[ " $* " == *" --attach "* ]]; then ready="took over /dev/$name"; fi
+  # Only this server's lines count: an earlier one's are in the same log.
+  if [[ -f $logf ]]; then from=$(($(wc -l <"$logf") + 1)); fi
+  "$SERVE" "$name" "$@" >>"$logf" 2>&1 &
   SERVE_PID=$!
   local deadline=$((SECONDS + 30))
-  until [[ -b /dev/$name ]] && grep -q serving "/tmp/serve-$name.log" 2>/dev/null; do
-    kill -0 "$SERVE_PID" 2>/dev/null || { cat "/tmp/serve-$name.log" >&2; die "dblock-serve $name exited early"; }
-    ((SECONDS < deadline)) || die "timed out waiting for /dev/$name"
+  until [[ -b /dev/$name && $(tail -n +"$from" "$logf") == *"$ready"* ]]; do
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$logf" >&2; die "dblock-serve $name exited early"; }
+    ((SECONDS < deadline)) || { cat "$logf" >&2; die "timed out waiting for /dev/$name"; }
     sleep 0.1
   done
 }

@@ -13,16 +13,9 @@ set -euo pipefail
 command -v fio >/dev/null || die "fio is not installed"
 name=tk img=/tmp/takeover.img mnt=/tmp/tkmnt
 
-# attach_serve: a new dblock-serve takes over /dev/$name; sets SERVE_PID.
+# attach_serve N: server N takes over /dev/$name; sets SERVE_PID.
 attach_serve() {
-  local log=/tmp/serve-$name-$1.log deadline=$((SECONDS + 30))
-  "$SERVE" "$name" --backend "file:$img" --attach >"$log" 2>&1 &
-  SERVE_PID=$!
-  until grep -q "took over /dev/$name" "$log"; do
-    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$log" >&2; die "attaching server $1 exited"; }
-    ((SECONDS < deadline)) || { cat "$log" >&2; die "server $1 did not take over in 30s"; }
-    sleep 0.1
-  done
+  start_serve "$name" --backend "file:$img" --attach
   assert_eq "$SERVE_PID" "$(cat /sys/block/$name/dblock/server_pid)" "server_pid after takeover $1"
 }
 
@@ -82,7 +75,7 @@ wait_writes_past $(($(cat /sys/block/$name/dblock/writes) + 1000))
 second=$SERVE_PID
 kill -USR1 "$second"
 wait_exit "$second" 60
-grep -q "handed /dev/$name over" "/tmp/serve-$name-2.log" || die "server 2 did not say it handed over"
+grep -q "handed /dev/$name over" "/tmp/serve-$name.log" || die "server 2 did not say it handed over"
 attach_serve 3
 log "server 2 handed over to $SERVE_PID"
 
@@ -103,7 +96,7 @@ e2fsck -fn "/dev/$name" || die "e2fsck found errors after the takeovers"
 kill -USR1 "$SERVE_PID"
 sleep 1
 kill -0 "$SERVE_PID" 2>/dev/null || die "the server handed over under the fail policy"
-grep -q "not handing /dev/$name over" "/tmp/serve-$name-3.log" || die "no refusal message"
+grep -q "not handing /dev/$name over" "/tmp/serve-$name.log" || die "no refusal message"
 
 "$DBLOCKCTL" destroy "$name"
 wait_exit "$SERVE_PID" 30

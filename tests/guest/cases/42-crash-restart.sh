@@ -76,14 +76,7 @@ for fs in ext4 xfs; do
     log "$name: server killed; requeued $(cat /sys/block/$name/dblock/requeued)"
 
     if [[ $policy == wait ]]; then
-      "$SERVE" "$name" --backend "file:$img" --attach >"/tmp/serve-$name-2.log" 2>&1 &
-      SERVE_PID=$!
-      deadline=$((SECONDS + 30))
-      until grep -q "took over" "/tmp/serve-$name-2.log"; do
-        kill -0 "$SERVE_PID" 2>/dev/null || { cat "/tmp/serve-$name-2.log"; die "restart failed"; }
-        ((SECONDS < deadline)) || die "$name: restart did not take over in 30s"
-        sleep 0.1
-      done
+      start_serve "$name" --backend "file:$img" --attach
       stop_scribbler
       echo 3 >/proc/sys/vm/drop_caches
       check_files "$mnt/synced"
