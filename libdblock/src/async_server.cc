@@ -230,7 +230,9 @@ void AsyncServer::start_device(const StartedCallback& on_started) {
     }
     throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path_));
   }
-  if (on_started) on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
+  if (on_started) {
+    on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
+  }
 }
 
 int AsyncServer::validate(const dblock_request& r) const {

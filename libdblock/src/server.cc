@@ -146,7 +146,9 @@ void Server::start_device(const StartedCallback& on_started) {
     if (err == EALREADY) break;
     throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path_));
   }
-  if (on_started) on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
+  if (on_started) {
+    on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
+  }
 }
 
 void Server::apply_resize() {
