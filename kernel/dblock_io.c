@@ -166,8 +166,13 @@ static int dblock_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
 	return 0;
 }
 
+#ifdef DBLOCK_HAVE_BLK_MQ_INIT_REQUEST_INT_NODE
+static int dblock_init_request(struct blk_mq_tag_set *set, struct request *rq,
+			       unsigned int hctx_idx, int numa_node)
+#else
 static int dblock_init_request(struct blk_mq_tag_set *set, struct request *rq,
 			       unsigned int hctx_idx, unsigned int numa_node)
+#endif
 {
 	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
 

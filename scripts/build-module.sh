@@ -3,10 +3,20 @@
 # the module's sources, so that modules for several kernels can coexist.
 # Usage: build-module.sh KDIR OUTDIR [extra make arguments, e.g. W=1, or
 # ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- for a foreign kernel's headers]
+# A KDIR inside the sid root file system (vm/sid-root.sh: the newest kernel's headers,
+# which need sid's toolchain) is built there, with the same paths.
 set -euo pipefail
 kdir=$1 out=$2
 shift 2
 top=$(cd "$(dirname "$0")/.." && pwd)
+sid_root=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}/sid-root
+case $kdir in
+"$sid_root"/*)
+	mkdir -p "$out"
+	DBLOCK_SID_BIND="$(cd "$out" && pwd -P)" exec "$top/vm/sid-root.sh" run -- \
+		"$top/scripts/build-module.sh" "${kdir#"$sid_root"}" "$out" "$@"
+	;;
+esac
 mkdir -p "$out/include/uapi/linux" "$out/kernel/probes"
 cp "$top/Kbuild" "$out/"
 cp "$top"/kernel/*.[ch] "$out/kernel/"

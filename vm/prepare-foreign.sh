@@ -20,6 +20,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=vm/common.sh
+. "$HERE/common.sh"
 CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 ARCHES="amd64 arm64 armhf i386"
 # The security suite's armhf and i386 indices failed apt's size check on these machines
@@ -71,19 +73,6 @@ APTDIR=$CACHE/apt-foreign
 APT_OPTS=(-o "Dir::Etc::SourceList=$APTDIR/sources.list" -o "Dir::Etc::SourceParts=$APTDIR/none"
   -o "Dir::State::Lists=$APTDIR/lists" -o "Dir::Cache=$APTDIR/cache"
   -o "APT::Architectures=${ARCHES// /,}" -o Debug::NoLocking=1)
-
-# The host's Debian archive URIs and suites, from its deb822 or one-line sources.
-host_sources() {
-  {
-    cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
-      /^URIs:/ {u=$2} /^Suites:/ {s=""; for (i=2;i<=NF;i++) s=s" "$i}
-      /^Enabled: *no/ {off=1}
-      /^$/ {if (u && s && !off) print u s; u=s=""; off=0}
-      END {if (u && s && !off) print u s}'
-    grep -hE '^deb +(\[[^]]*\] +)?[a-z]+://' /etc/apt/sources.list 2>/dev/null |
-      sed -E 's/^deb +(\[[^]]*\] +)?//' | awk '{print $1, $2}'
-  } | grep -E '/debian(-security)?/? ' || true
-}
 
 apt_setup() {
   mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$APTDIR/none"
@@ -193,7 +182,7 @@ fi
 
 # --- root file system -------------------------------------------------------------------
 rootfs=$CACHE/rootfs-$arch
-mirror=$(host_sources | awk '$1 !~ /security/ {print $1; exit}')
+mirror=$(host_mirror)
 if [[ ! -f $rootfs/.dblock-rootfs-done || $(<"$rootfs/.dblock-rootfs-done") != "$ROOTFS_PACKAGES" ]]; then
   log "$arch: building root file system (debootstrap, $ROOTFS_PACKAGES)"
   if [[ -n $qemu_user ]]; then

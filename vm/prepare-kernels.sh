@@ -1,10 +1,16 @@
 #!/bin/bash
-# Fetch and unpack the Debian guest kernels (6.1 and 6.12 lines), build their initramfs,
-# and install the matching headers. Versions are resolved from the meta packages at run
-# time. Cached: a second run only re-resolves versions and checks stamps.
-#   usage: vm/prepare-kernels.sh [6.1] [6.12] [debug]    (default: 6.1 and 6.12)
-#   "debug" is a 6.12 kernel built here with KASAN, lockdep, kmemleak etc. (all built
-#   in; vm/build-debug-kernel.sh: an hour or more the first time, then cached).
+# Fetch and unpack the Debian guest kernels, build their initramfs, and install the
+# matching headers. Versions are resolved from the meta packages at run time. Cached: a
+# second run only re-resolves versions and checks stamps.
+#   usage: vm/prepare-kernels.sh [LINE...]     (default: 6.1 and 6.12)
+#   lines: 6.1, 6.12   Debian 12's two kernels
+#          rt          Debian 12's PREEMPT_RT kernel (linux-image-6.12-rt-amd64)
+#          newest      the newest kernel in Debian sid (linux-image-amd64 there), with its
+#                      headers in the sid root file system (vm/sid-root.sh), where the
+#                      module is built with sid's toolchain
+#          debug       a 6.12 kernel built here with KASAN, lockdep, kmemleak etc. (all
+#                      built in; vm/build-debug-kernel.sh: an hour or more the first time,
+#                      then cached)
 #   env:   DBLOCK_VM_CACHE (default /var/cache/dblock-vm)
 # Writes $DBLOCK_VM_CACHE/<line>.env with KVER, VMLINUZ, INITRD, MODDIR, KDIR.
 set -euo pipefail
@@ -24,14 +30,20 @@ apt_update_once() {
   apt_updated=1
 }
 
-# "Package Version Depends" lines (candidate versions) for the given packages.
+# "Package Version Depends" lines (candidate versions) for the given packages, from the
+# host's apt or, for sid's packages (SID=1), the sid root's.
 # apt-cache is ~0.5 s a call, so callers ask for everything at once.
+SID=0
 apt_show() {
   local out
-  out=$(apt-cache show --no-all-versions "$@" 2>/dev/null || true)
-  if [[ -z $out ]]; then
-    apt_update_once
+  if ((SID)); then
+    out=$("$HERE/sid-root.sh" run -- apt-cache show --no-all-versions "$@" 2>/dev/null || true)
+  else
     out=$(apt-cache show --no-all-versions "$@" 2>/dev/null || true)
+    if [[ -z $out ]]; then
+      apt_update_once
+      out=$(apt-cache show --no-all-versions "$@" 2>/dev/null || true)
+    fi
   fi
   awk -F': ' '/^Package:/ {p=$2} /^Version:/ {v=$2} /^Depends:/ {d=$2}
     /^$/ && p {print p, v, d; p=v=d=""} END {if (p) print p, v, d}' <<<"$out"
@@ -62,12 +74,17 @@ ensure_installed() {
 # Unpack image + modules, and build the initramfs, unless the stamp says it is current.
 prepare_line() {
   local line=$1 meta_img meta_hdr
+  SID=0
   case $line in
     debug) prepare_debug; return ;;
     6.1) meta_img=linux-image-amd64 meta_hdr=linux-headers-amd64 ;;
     6.12) meta_img=linux-image-6.12-amd64 meta_hdr=linux-headers-6.12-amd64 ;;
-    *) die "unknown kernel line '$line' (want 6.1, 6.12 or debug)" ;;
+    rt) meta_img=linux-image-6.12-rt-amd64 meta_hdr=linux-headers-6.12-rt-amd64 ;;
+    newest) meta_img=linux-image-amd64 meta_hdr=linux-headers-amd64 SID=1 ;;
+    *) die "unknown kernel line '$line' (want 6.1, 6.12, rt, newest or debug)" ;;
   esac
+  local sid_root=""
+  ((SID)) && sid_root=$("$HERE/sid-root.sh" ensure)
 
   local metas img_pkg kver hdr_pkg
   metas=$(apt_show "$meta_img" "$meta_hdr")
@@ -78,31 +95,57 @@ prepare_line() {
     die "$meta_img -> $img_pkg but $meta_hdr -> $hdr_pkg: archive out of sync?"
 
   # Unsigned and signed images hold the same kernel; unsigned avoids the shim dependency.
-  local shown deb_pkg deb_ver
-  shown=$(apt_show "$img_pkg-unsigned" "$img_pkg")
-  read -r deb_pkg deb_ver _ < <({ grep "^$img_pkg-unsigned " || grep "^$img_pkg "; } <<<"$shown") || true
-  [[ -n ${deb_ver:-} ]] || die "no candidate for $img_pkg(-unsigned)"
+  # Newer kernels (sid's) split the image (linux-binary-unsigned-*) from its modules
+  # (linux-modules-*) and its config and module lists (linux-base-*); linux-image-* is
+  # an empty package that depends on them.
+  local shown debs=() p v
+  shown=$(apt_show "$img_pkg-unsigned" "$img_pkg" "linux-binary-unsigned-$kver" \
+    "linux-modules-$kver" "linux-base-$kver")
+  if read -r p v _ < <(grep "^linux-binary-unsigned-$kver " <<<"$shown"); then
+    debs+=("$p=$v")
+    for p in linux-modules linux-base; do
+      read -r p v _ < <(grep "^$p-$kver " <<<"$shown") ||
+        die "linux-binary-unsigned-$kver but no $p-$kver"
+      debs+=("$p=$v")
+    done
+  elif read -r p v _ < <({ grep "^$img_pkg-unsigned " || grep "^$img_pkg "; } <<<"$shown"); then
+    debs+=("$p=$v")
+  else
+    die "no candidate for $img_pkg(-unsigned) or linux-binary-unsigned-$kver"
+  fi
 
   local dir=$CACHE/$kver root=$CACHE/$kver/root
   local moddir=$root/lib/modules/$kver initrd=$CACHE/$kver/initrd.img
-  if [[ -f $dir/unpacked && $(<"$dir/unpacked") == "$deb_pkg $deb_ver" ]]; then
+  if [[ -f $dir/unpacked && $(<"$dir/unpacked") == "${debs[*]}" ]]; then
     log "$line: $kver cached"
   else
-    log "$line: fetching $deb_pkg $deb_ver"
+    log "$line: fetching ${debs[*]}"
     rm -rf "$dir"
     mkdir -p "$dir"
-    (cd "$dir" && apt-get download -qq "$deb_pkg=$deb_ver" 2>/dev/null) ||
-      die "apt-get download $deb_pkg=$deb_ver failed"
-    dpkg-deb -x "$dir"/*.deb "$root"
+    if ((SID)); then
+      (cd "$dir" && DBLOCK_SID_BIND=$dir "$HERE/sid-root.sh" run -- apt-get download -qq "${debs[@]}" 2>/dev/null)
+    else
+      (cd "$dir" && apt-get download -qq "${debs[@]}" 2>/dev/null)
+    fi || die "apt-get download ${debs[*]} failed"
+    for p in "$dir"/*.deb; do dpkg-deb -x "$p" "$root"; done
     rm -f "$dir"/*.deb
     # Newer packages ship /usr/lib/modules; keep one layout for the guest's bind mount.
     if [[ ! -d $moddir && -d $root/usr/lib/modules/$kver ]]; then
       mkdir -p "$root/lib"
       mv "$root/usr/lib/modules" "$root/lib/modules"
     fi
-    [[ -d $moddir && -f $root/boot/vmlinuz-$kver ]] || die "unexpected layout in $deb_pkg"
+    # ... and the image beside the modules (vmlinuz.unsigned) rather than in /boot.
+    if [[ ! -f $root/boot/vmlinuz-$kver ]]; then
+      for p in "$moddir"/vmlinuz.unsigned "$moddir"/vmlinuz; do
+        [[ -f $p ]] || continue
+        mkdir -p "$root/boot"
+        mv "$p" "$root/boot/vmlinuz-$kver"
+        break
+      done
+    fi
+    [[ -d $moddir && -f $root/boot/vmlinuz-$kver ]] || die "unexpected layout in ${debs[*]}"
     depmod -b "$root" "$kver"
-    echo "$deb_pkg $deb_ver" >"$dir/unpacked"
+    echo "${debs[*]}" >"$dir/unpacked"
   fi
 
   # The initramfs depends on this script and guest-init.sh: rebuild when they change.
@@ -116,8 +159,16 @@ prepare_line() {
     echo "$initrd_sum" >"$dir/initrd.sum"
   fi
 
-  ensure_installed "$hdr_pkg"
-  local kdir=/usr/src/linux-headers-$kver
+  # Headers: installed on the host, or in the sid root (a path scripts/build-module.sh
+  # recognises and builds in).
+  local kdir=$sid_root/usr/src/linux-headers-$kver
+  if ((SID)); then
+    [[ -f $kdir/Makefile ]] ||
+      "$HERE/sid-root.sh" run -- apt-get install -y -qq --no-install-recommends "$hdr_pkg" >/dev/null ||
+      die "apt-get install $hdr_pkg in the sid root failed"
+  else
+    ensure_installed "$hdr_pkg"
+  fi
   [[ -f $kdir/Makefile ]] || die "$hdr_pkg installed but $kdir/Makefile missing"
 
   cat >"$CACHE/$line.env" <<ENV

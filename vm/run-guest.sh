@@ -2,7 +2,7 @@
 # Boot a Debian guest kernel under QEMU (TCG) with the host's root as its root
 # (read-only 9p) and run one command in it. Exits with the command's exit code,
 # 124 if the guest timed out, 125 if it died without reporting one (panic, crash).
-#   usage: vm/run-guest.sh --kernel 6.1|6.12|debug [--mem MB] [--smp N] [--timeout SEC]
+#   usage: vm/run-guest.sh --kernel 6.1|6.12|rt|newest|debug [--mem MB] [--smp N] [--timeout SEC]
 #                          [--out DIR] -- COMMAND [ARGS...]
 # OUT (default: a fresh dir under /var/tmp/dblock-vm-out/) is writable in the guest at
 # the same path; it receives dmesg.txt and console.log. The command runs with
@@ -29,7 +29,7 @@ while (($#)); do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ -n $line ]] || die "--kernel 6.1|6.12|debug is required"
+[[ -n $line ]] || die "--kernel 6.1|6.12|rt|newest|debug is required"
 (($#)) || die "no command given after --"
 
 "$HERE/prepare-kernels.sh" "$line" >/dev/null

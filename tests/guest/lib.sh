@@ -5,8 +5,10 @@
 # shellcheck disable=SC2034 # variables here are used by the scripts that source it
 
 # Kernel log lines that fail a case (grep -E). Taint notices for out-of-tree or
-# unsigned modules are expected and filtered by DMESG_OK_RE.
-DMESG_BAD_RE='WARNING|\bBUG\b|Oops|general protection|lockdep|possible circular locking|hung_task|blocked for more than|Call Trace|KASAN|UBSAN|kmemleak'
+# unsigned modules are expected and filtered by DMESG_OK_RE. On PREEMPT_RT spinlocks
+# sleep: sleeping in atomic context and workqueue lockups are named on their own, so
+# that a kernel which prints them without "BUG:" still fails the case.
+DMESG_BAD_RE='WARNING|\bBUG\b|Oops|general protection|lockdep|possible circular locking|hung_task|blocked for more than|Call Trace|KASAN|UBSAN|kmemleak|sleeping function called from invalid context|scheduling while atomic|workqueue lockup|soft lockup'
 # kmemleak's scan summary (debug kernel: automatic scans run every 10 min) is left to
 # cases/99-kmemleak.sh, which attributes the leaks.
 DMESG_OK_RE='module verification failed|loading out-of-tree module taints kernel|taints kernel|dblock-suite:|kmemleak: [0-9]+ new suspected memory leaks'
@@ -39,7 +41,7 @@ wait_gone() {
   done
 }
 
-# kver_line: the guest kernel's line, "6.1" or "6.12".
+# kver_line: the guest kernel's major.minor ("6.1", "6.12", "7.2").
 kver_line() {
   local r
   r=$(uname -r)

@@ -5,6 +5,7 @@
 
 #include <linux/dblock.h>
 
+#include <algorithm>
 #include <atomic>
 #include <linux/capability.h>
 #include <linux/fs.h>

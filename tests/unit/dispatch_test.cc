@@ -18,7 +18,6 @@ namespace dblock {
 namespace {
 
 using ::testing::_;
-using ::testing::Invoke;
 using ::testing::Return;
 using ::testing::StrictMock;
 using ::testing::Throw;
@@ -60,11 +59,11 @@ class DispatchTest : public ::testing::Test {
 };
 
 TEST_F(DispatchTest, ReadFillsTheTagsSlot) {
-  EXPECT_CALL(backend_, read(8192, _)).WillOnce(Invoke([&](auto, std::span<std::byte> out) {
+  EXPECT_CALL(backend_, read(8192, _)).WillOnce([&](auto, std::span<std::byte> out) {
     EXPECT_EQ(out.data(), slot(2));
     EXPECT_EQ(out.size(), 4096u);
     std::memset(out.data(), 0x42, out.size());
-  }));
+  });
   const dblock_completion c = handle(DBLOCK_OP_READ, 2, 8192, 4096);
   EXPECT_EQ(c.tag, 2);
   EXPECT_EQ(c.seq, 1002u);
@@ -78,11 +77,11 @@ TEST_F(DispatchTest, ReadFillsTheTagsSlot) {
 TEST_F(DispatchTest, WritePassesTheSlotAndFua) {
   std::memset(slot(3), 0x17, 512);
   EXPECT_CALL(backend_, write(512, _, false))
-      .WillOnce(Invoke([&](auto, std::span<const std::byte> data, bool) {
+      .WillOnce([&](auto, std::span<const std::byte> data, bool) {
         EXPECT_EQ(data.data(), slot(3));
         EXPECT_EQ(data.size(), 512u);
         EXPECT_EQ(data[511], std::byte{0x17});
-      }));
+      });
   EXPECT_CALL(backend_, write(0, _, true));
   EXPECT_EQ(handle(DBLOCK_OP_WRITE, 3, 512, 512).result, 0);
   EXPECT_EQ(handle(DBLOCK_OP_WRITE, 0, 0, kMaxIo, DBLOCK_REQ_FUA).result, 0);

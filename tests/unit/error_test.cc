@@ -37,7 +37,8 @@ TEST(UniqueFd, ClosesOnDestructionAndMoves) {
     UniqueFd c;
     c = std::move(b);
     EXPECT_TRUE(fd_open(raw));
-    c = std::move(c);  // self-move keeps it
+    UniqueFd& same = c;  // a self-move written through a reference: -Wself-move stays quiet
+    c = std::move(same);  // self-move keeps it
     EXPECT_TRUE(fd_open(raw));
   }
   EXPECT_FALSE(fd_open(raw));
