@@ -25,6 +25,36 @@
 #define DBLOCK_TIMEOUT_MS	30000
 #define DBLOCK_MAX_SPECIAL_BYTES	SZ_1G	/* discard, write zeroes */
 
+/*
+ * Lock order.  Locks nest only down this list, and never the pairs said not
+ * to; nothing here is taken from interrupt context.
+ *
+ * dblock_ctl_mutex (dblock_main.c): the device table.  Held to create a
+ *	device, to fill in its info (-> @server_lock) and at module exit, to
+ *	remove the idle devices left (-> each lock below but @serving).
+ *	Never held while something may wait for a server: destroy counts
+ *	a disk's openers and removes it, and DBLOCK_CTL_SET_PARAMS waits for
+ *	@lock, each with a reference on the device instead.
+ * dblock_dev.lock: @state, adding the disk, the parameters.  Held across
+ *	device_add_disk() (-> disk->open_mutex; the partition scan's I/O,
+ *	which a server answers without any of these locks) and a resize
+ *	(-> dblock_queue.lock).  Never held together with @server_lock.
+ * disk->open_mutex (the block layer's): held around ->open, which takes
+ *	no dblock lock, and around a last close's writeback, which waits for
+ *	the server; so destroy takes it with no dblock lock held, to count
+ *	the openers and set @removing (dblock_dev_mark_removing()).
+ * dblock_dev.server_lock: @server, @holding.  Held to attach or detach a
+ *	server and to fail or requeue requests (-> dblock_queue.lock).  The
+ *	grace work and the sysfs attributes take it, so neither
+ *	cancel_delayed_work_sync() of that work nor del_gendisk() (which waits
+ *	for sysfs readers) is called with it held.
+ * dblock_queue.serving: bit 0, held by one DBLOCK_IOC_SERVE call at a time
+ *	and only ever tried (EBUSY), never waited for (-> dblock_queue.lock,
+ *	and the server's mmap_lock when its pages are pinned).
+ * dblock_queue.lock: a spinlock, innermost: ->queue_rq and the timeout
+ *	handler take it alone, and nothing else is taken while it is held.
+ */
+
 /* Counters one queue's serving thread updates; see struct dblock_dev_stats. */
 struct dblock_queue_stats {
 	struct u64_stats_sync	sync;
@@ -102,6 +132,8 @@ struct dblock_dev {
 
 	struct mutex		lock;		/* @state, adding the disk, params */
 	unsigned int		state;		/* DBLOCK_STATE_* */
+	/* Destroy began: the disk cannot be opened.  Under disk->open_mutex. */
+	bool			removing;
 	bool			add_failed;
 	wait_queue_head_t	start_wait;
 	atomic_t		nr_ready;
@@ -134,7 +166,7 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 				     u32 id);
 void dblock_dev_remove(struct dblock_dev *dev, bool force);
 void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info);
-bool dblock_dev_is_open(struct dblock_dev *dev);
+int dblock_dev_mark_removing(struct dblock_dev *dev, bool force);
 int dblock_dev_start(struct dblock_dev *dev);
 int dblock_dev_set_params(struct dblock_dev *dev,
 			  const struct dblock_ctl_set_params *p);

@@ -377,6 +377,27 @@ static void dblock_mark_ready(struct dblock_queue *dq)
 		wake_up_all(&dev->start_wait);
 }
 
+/*
+ * Writes @nr requests to the server's array, whose elements are @size bytes
+ * apart: each is the kernel's struct, then zeroes up to @size.
+ */
+static int dblock_put_requests(u64 uaddr, const struct dblock_request *req,
+			       unsigned int nr, unsigned int size)
+{
+	void __user *dst = u64_to_user_ptr(uaddr);
+	unsigned int i;
+
+	/* A larger struct must copy only what fits in @size: see the UAPI. */
+	BUILD_BUG_ON(sizeof(*req) != DBLOCK_REQUEST_SIZE_MIN);
+	if (size == sizeof(*req))
+		return copy_to_user(dst, req, nr * sizeof(*req)) ? -EFAULT : 0;
+	for (i = 0; i < nr; i++, dst += size)
+		if (copy_to_user(dst, &req[i], sizeof(*req)) ||
+		    clear_user(dst + sizeof(*req), size - sizeof(*req)))
+			return -EFAULT;
+	return 0;
+}
+
 static long dblock_chan_serve(struct dblock_dev *dev,
 			      struct dblock_serve __user *uarg)
 {
@@ -389,8 +410,8 @@ static long dblock_chan_serve(struct dblock_dev *dev,
 	if (copy_from_user(&s, uarg, sizeof(s)))
 		return -EFAULT;
 	if (s.queue >= dev->config.nr_queues ||
-	    s.flags & ~DBLOCK_SERVE_NOWAIT || s.__pad || s.__pad2 ||
-	    s.__reserved)
+	    s.request_size < DBLOCK_REQUEST_SIZE_MIN || s.request_size % 8 ||
+	    s.flags & ~DBLOCK_SERVE_NOWAIT || s.__pad2 || s.__reserved)
 		return -EINVAL;
 	/* A pointer a 32-bit kernel would cut short is no user memory. */
 	if (s.buffer_ptr &&
@@ -430,11 +451,11 @@ static long dblock_chan_serve(struct dblock_dev *dev,
 		s.nr_requests = dblock_fetch(dq, &area, max, &s.status);
 	else if (READ_ONCE(dq->gone))
 		s.status |= DBLOCK_SERVE_GONE;
-	if (s.nr_requests &&
-	    copy_to_user(u64_to_user_ptr(s.requests_ptr), dq->req_scratch,
-			 s.nr_requests * sizeof(struct dblock_request))) {
-		ret = -EFAULT;
-		goto out_unlock;
+	if (s.nr_requests) {
+		ret = dblock_put_requests(s.requests_ptr, dq->req_scratch,
+					  s.nr_requests, s.request_size);
+		if (ret)
+			goto out_unlock;
 	}
 	if (copy_to_user(uarg, &s, sizeof(s)))
 		ret = -EFAULT;

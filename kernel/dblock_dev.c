@@ -18,8 +18,33 @@
 
 static void dblock_grace_expired(struct work_struct *work);
 
+/*
+ * Called with disk->open_mutex held, for the disk and its partitions: once
+ * destroy has begun, opening fails, like loop's Lo_deleting and zram's claim.
+ */
+static int dblock_open_disk(struct gendisk *disk)
+{
+	struct dblock_dev *dev = disk->private_data;
+
+	lockdep_assert_held(&disk->open_mutex);
+	return READ_ONCE(dev->removing) ? -ENXIO : 0;
+}
+
+#ifdef DBLOCK_HAVE_BLOCK_OPEN_GENDISK
+static int dblock_open(struct gendisk *disk, blk_mode_t mode)
+{
+	return dblock_open_disk(disk);
+}
+#else
+static int dblock_open(struct block_device *bdev, fmode_t mode)
+{
+	return dblock_open_disk(bdev->bd_disk);
+}
+#endif
+
 static const struct block_device_operations dblock_bdev_fops = {
-	.owner = THIS_MODULE,
+	.owner	= THIS_MODULE,
+	.open	= dblock_open,
 };
 
 static bool dblock_name_valid(const char *name)
@@ -346,15 +371,44 @@ int dblock_dev_start(struct dblock_dev *dev)
 	return ret;
 }
 
-bool dblock_dev_is_open(struct dblock_dev *dev)
+/*
+ * Destroy begins: from now on the disk cannot be opened.  Without @force,
+ * only if nothing has it open: disk->open_mutex orders this with every open
+ * (->open runs and the openers are counted under it), so an opener either
+ * is counted here (-EBUSY) or finds @removing set and fails.  The count is
+ * that of the whole disk, which every open of a partition also opens; it is
+ * 0 before START adds the disk, which, added after this, cannot be opened
+ * either.  No dblock lock is held: the last close of the disk writes its
+ * dirty pages back under open_mutex, which may take as long as the server.
+ */
+int dblock_dev_mark_removing(struct dblock_dev *dev, bool force)
 {
-	return READ_ONCE(dev->state) == DBLOCK_STATE_LIVE &&
-	       disk_openers(dev->disk);
+	struct gendisk *disk = dev->disk;
+
+	if (force) {
+		/*
+		 * Open or not; not under open_mutex, whose holder may be
+		 * waiting for I/O only a forced destroy can fail.
+		 */
+		WRITE_ONCE(dev->removing, true);
+		return 0;
+	}
+	if (mutex_lock_killable(&disk->open_mutex))
+		return -EINTR;
+	if (disk_openers(disk)) {
+		mutex_unlock(&disk->open_mutex);
+		return -EBUSY;
+	}
+	WRITE_ONCE(dev->removing, true);
+	mutex_unlock(&disk->open_mutex);
+	return 0;
 }
 
 /*
- * Called once, after @dev left the device table.  Without @force the disk
- * is closed; with it, its I/O fails and its users see it vanish.
+ * Called once, after @dev left the device table: by destroy, after
+ * dblock_dev_mark_removing(), or at module exit, when nothing can open the
+ * disk.  Without @force the disk is closed; with it, its I/O fails and its
+ * users see it vanish.
  */
 void dblock_dev_remove(struct dblock_dev *dev, bool force)
 {

@@ -23,7 +23,10 @@ struct class dblock_chan_class = {
 dev_t dblock_chan_devt;
 int dblock_major;
 
-/* Device table; only the control path takes the mutex, never the I/O path. */
+/*
+ * Device table; only the control path takes the mutex, never the I/O path.
+ * The outermost lock: see the lock order in dblock.h.
+ */
 static DEFINE_MUTEX(dblock_ctl_mutex);
 static DEFINE_IDR(dblock_devices);
 
@@ -100,7 +103,7 @@ static long dblock_ctl_destroy(struct dblock_ctl_target __user *uarg)
 {
 	struct dblock_ctl_target t;
 	struct dblock_dev *dev;
-	u32 id;
+	bool force;
 	int ret;
 
 	if (copy_from_user(&t, uarg, sizeof(t)))
@@ -108,29 +111,45 @@ static long dblock_ctl_destroy(struct dblock_ctl_target __user *uarg)
 	ret = dblock_target_validate(&t, DBLOCK_DESTROY_FORCE);
 	if (ret)
 		return ret;
+	force = t.flags & DBLOCK_DESTROY_FORCE;
 
+	/*
+	 * A reference keeps @dev alive while its disk's openers are counted
+	 * without the table's mutex: that may wait for a last close's
+	 * writeback, and the rest of the control device must not wait with it.
+	 */
 	mutex_lock(&dblock_ctl_mutex);
 	dev = dblock_find(&t);
-	if (!dev)
-		ret = -ENODEV;
-	else if (!(t.flags & DBLOCK_DESTROY_FORCE) && dblock_dev_is_open(dev))
-		ret = -EBUSY;
-	else
-		/* Hidden, but the id stays taken until its nodes are gone. */
-		idr_replace(&dblock_devices, NULL, dev->id);
+	if (dev)
+		get_device(&dev->cdev_dev);
 	mutex_unlock(&dblock_ctl_mutex);
-	if (ret)
-		return ret;
+	if (!dev)
+		return -ENODEV;
 
-	id = dev->id;
-	pr_info("%s: destroying (id %u%s)\n", dev->config.name, id,
-		t.flags & DBLOCK_DESTROY_FORCE ? ", forced" : "");
-	dblock_dev_remove(dev, t.flags & DBLOCK_DESTROY_FORCE);
+	ret = dblock_dev_mark_removing(dev, force);
+	if (ret)
+		goto out_put;
 
 	mutex_lock(&dblock_ctl_mutex);
-	idr_remove(&dblock_devices, id);
+	/* Hidden, but the id stays taken until its nodes are gone. */
+	if (idr_find(&dblock_devices, dev->id) == dev)
+		idr_replace(&dblock_devices, NULL, dev->id);
+	else
+		ret = -ENODEV;	/* another destroy took it meanwhile */
 	mutex_unlock(&dblock_ctl_mutex);
-	return 0;
+	if (ret)
+		goto out_put;
+
+	pr_info("%s: destroying (id %u%s)\n", dev->config.name, dev->id,
+		force ? ", forced" : "");
+	dblock_dev_remove(dev, force);
+
+	mutex_lock(&dblock_ctl_mutex);
+	idr_remove(&dblock_devices, dev->id);
+	mutex_unlock(&dblock_ctl_mutex);
+out_put:
+	put_device(&dev->cdev_dev);
+	return ret;
 }
 
 static long dblock_ctl_set_params(struct dblock_ctl_set_params __user *uarg)

@@ -4,7 +4,11 @@
 #include <linux/build_bug.h>
 #include <linux/module.h>
 
-static_assert(__builtin_types_compatible_p(
-	typeof(((struct blk_mq_ops *)NULL)->init_request),
-	int (*)(struct blk_mq_tag_set *, struct request *, unsigned int, int)));
+typedef int (*dblock_probe_init_request_t)(struct blk_mq_tag_set *set,
+					   struct request *rq,
+					   unsigned int hctx_idx,
+					   int numa_node);
+
+static_assert(__builtin_types_compatible_p(typeof(((struct blk_mq_ops *)NULL)->init_request),
+					   dblock_probe_init_request_t));
 MODULE_LICENSE("GPL");

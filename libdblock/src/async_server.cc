@@ -342,6 +342,7 @@ void AsyncServer::serve_queue(detail::AsyncQueue& q) {
     serve.completions_ptr = reinterpret_cast<std::uintptr_t>(completions.data());
     serve.nr_completions = static_cast<std::uint32_t>(completions.size());
     serve.requests_ptr = reinterpret_cast<std::uintptr_t>(requests.data());
+    serve.request_size = sizeof(dblock_request);
     serve.max_requests = stopping ? 0 : depth;
     serve.queue = q.index;
     serve.flags = stopping ? DBLOCK_SERVE_NOWAIT : 0;

@@ -183,6 +183,7 @@ void Server::serve_queue(std::uint16_t queue) {
     serve.completions_ptr = reinterpret_cast<std::uintptr_t>(completions.data());
     serve.nr_completions = static_cast<std::uint32_t>(completions.size());
     serve.requests_ptr = reinterpret_cast<std::uintptr_t>(requests.data());
+    serve.request_size = sizeof(dblock_request);
     // When stopping, hand back what we owe and take nothing new: what is
     // still queued stays with the kernel (for the next server, under the
     // "wait" policy), and a busy device cannot keep us from stopping.

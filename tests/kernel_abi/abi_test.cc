@@ -16,7 +16,10 @@
 #include <sys/wait.h>
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <random>
 #include <limits>
 #include <fcntl.h>
 #include <string>
@@ -252,6 +255,10 @@ public:
     static Data NewData(size_t bytes) { return std::make_shared<std::vector<std::byte>>(bytes); }
 
     std::atomic<bool> skip_read_copy{false};  // answer reads without filling the slot
+    // dblock_serve.request_size (set before start_threads()); past the
+    // struct, elements must come back zeroed.
+    unsigned request_size = sizeof(dblock_request);
+    std::atomic<unsigned> dirty_requests{0};  // nonzero reserved bytes or tails
 
     // Where request data lives: the kernel's area mapped from the channel, or
     // the server's own memory passed in every SERVE (DBLOCK_FEAT_USER_BUFFERS).
@@ -317,7 +324,7 @@ public:
 private:
     void serve(unsigned q) {
         const unsigned depth = info_.config.queue_depth;
-        std::vector<dblock_request> reqs(depth);
+        std::vector<std::byte> reqs(size_t(depth) * request_size);
         std::vector<dblock_completion> cpls;
         for (;;) {
             if (answer_ignored) {
@@ -337,7 +344,9 @@ private:
             s.completions_ptr = reinterpret_cast<uintptr_t>(cpls.data());
             s.nr_completions = cpls.size();
             s.requests_ptr = reinterpret_cast<uintptr_t>(reqs.data());
+            s.request_size = uint16_t(request_size);
             s.max_requests = depth;
+            std::memset(reqs.data(), 0xa5, reqs.size());  // the kernel's zeroes must show
             if (user_buffers_) s.buffer_ptr = reinterpret_cast<uintptr_t>(maps_[q].data());
             int err = Ioctl(chan_.get(), DBLOCK_IOC_SERVE, &s);
             cpls.clear();
@@ -361,7 +370,12 @@ private:
                 return;
             }
             for (unsigned i = 0; i < s.nr_requests; i++) {
-                const dblock_request& r = reqs[i];
+                const std::byte* elem = reqs.data() + size_t(i) * request_size;
+                dblock_request r;
+                std::memcpy(&r, elem, sizeof(r));
+                if (r.__pad || r.__reserved ||
+                    std::any_of(elem + sizeof(r), elem + request_size, [](std::byte b) { return b != std::byte{0}; }))
+                    dirty_requests++;
                 std::byte* slot = maps_[q].data() + size_t(r.tag) * info_.config.max_io_bytes;
                 int result = 0;
                 if (r.op < 5) ops[r.op]++;
@@ -427,13 +441,16 @@ class Served : public ::testing::Test {
 protected:
     virtual dblock_dev_config Shape() { return Config(name_); }
     virtual RawServer::Buffers BufferKind() { return RawServer::Buffers::kMapped; }
+    virtual void StartServer() {
+        server_ = std::make_unique<RawServer>(info_, nullptr, BufferKind());
+        server_->start_threads();
+    }
 
     void SetUp() override {
         ctl_ = OpenCtl();
         ASSERT_EQ(Create(ctl_.get(), Shape(), &info_), 0);
         ASSERT_TRUE(WaitForPath(ChanPath(info_.id), true));
-        server_ = std::make_unique<RawServer>(info_, nullptr, BufferKind());
-        server_->start_threads();
+        StartServer();
         ASSERT_EQ(::ioctl(server_->chan(), DBLOCK_IOC_START), 0) << strerror(errno);
         ASSERT_TRUE(WaitForPath("/dev/" + name_, true));
     }
@@ -482,24 +499,36 @@ TEST_F(Served, BadMmapAndServeArgumentsAreRefused) {
     p = mmap(nullptr, info_.buffer_bytes * 2, PROT_READ, MAP_SHARED, server_->chan(), 0);
     EXPECT_EQ(p, MAP_FAILED) << "longer than one area";
 
-    dblock_serve s{};
+    dblock_serve valid{};
+    valid.request_size = sizeof(dblock_request);
+    dblock_serve s = valid;
     s.queue = info_.config.nr_queues;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "queue out of range";
-    s = {};
+    s = valid;
     s.flags = 1u << 7;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "unknown flag";
-    s = {};
+    s = valid;
     s.__reserved = 1;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "reserved";
-    s = {};
+    s = valid;
+    s.__pad2 = 1;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL) << "padding";
+    for (unsigned size : {0u, 8u, 24u, DBLOCK_REQUEST_SIZE_MIN + 4u}) {
+        s = valid;
+        s.request_size = uint16_t(size);
+        s.max_requests = 1;
+        EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EINVAL)
+            << "request_size " << size << " (0: a server of ABI 1; 24: ABI 1's struct)";
+    }
+    s = valid;
     s.buffer_ptr = ~0ULL & ~4095ULL;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EFAULT) << "a buffer past user memory";
-    s = {};
+    s = valid;
     s.buffer_ptr = uint64_t(1) << 63;
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s), EFAULT) << "a kernel address";
     // Queue 0 is being served by its thread: a second server thread is refused
     // unless it happens to catch the queue between two calls.
-    s = {};
+    s = valid;
     s.flags = DBLOCK_SERVE_NOWAIT;
     int err = Ioctl(server_->chan(), DBLOCK_IOC_SERVE, &s);
     EXPECT_TRUE(err == EBUSY || err == 0) << strerror(err);
@@ -524,6 +553,7 @@ void Served::RoundTripRandomData() {
     }
     ASSERT_EQ(fdatasync(disk.get()), 0);
     EXPECT_EQ(server_->rejected, 0u);
+    EXPECT_EQ(server_->dirty_requests, 0u) << "nonzero reserved bytes in requests";
 }
 
 TEST_F(Served, DataRoundTripsAtRandomOffsetsAndSizes) { RoundTripRandomData(); }
@@ -566,6 +596,24 @@ protected:
 };
 
 TEST_F(ServedUserBuffers, DataRoundTripsAtRandomOffsetsAndSizes) { RoundTripRandomData(); }
+
+// A server whose struct dblock_request is larger than the kernel's (built
+// with a later header) gets every request request_size bytes from the last,
+// the bytes past the kernel's struct zeroed.
+class ServedWideRequests : public Served {
+protected:
+    void StartServer() override {
+        server_ = std::make_unique<RawServer>(info_);
+        server_->request_size = sizeof(dblock_request) + 24;
+        server_->start_threads();
+    }
+};
+
+TEST_F(ServedWideRequests, GetRequestsAtThatStrideWithZeroedTails) {
+    RoundTripRandomData();
+    EXPECT_GE(server_->served, 400u);
+    EXPECT_EQ(server_->dirty_requests, 0u);
+}
 
 TEST_F(ServedUserBuffers, AnUnreachableBufferFailsItsRequestsAndServingGoesOn) {
     Fd disk = OpenDisk();
@@ -1106,6 +1154,122 @@ TEST_F(ServedWaitWithGrace, HeldRequestsFailWhenTheGracePeriodEnds) {
     server_ = std::make_unique<RawServer>(info_);
     server_->start_threads();
     EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
+}
+
+int EnvInt(const char* name, int dflt) {
+    const char* v = std::getenv(name);
+    return v && *v ? std::atoi(v) : dflt;
+}
+
+// DBLOCK_CTL_DESTROY without force, raced by an open of the disk: either
+// destroy sees the opener and says EBUSY, or the open fails; never both
+// succeed.  An opener thread tries from around the time destroy is called
+// and keeps the first disk it opens until destroy has returned.  So a destroy
+// that succeeded while the opener held the disk was wrong whenever the open
+// happened: before destroy counted the openers (it had to see it) or after
+// (the open had to fail).  DBLOCK_RACE_ITERATIONS (default 200) and
+// DBLOCK_RACE_SECONDS (default 120) bound the run; DBLOCK_RACE_DEBUG=1
+// prints every iteration.
+TEST(DestroyOpenRace, DestroyAndOpenNeverBothSucceed) {
+    using Clock = std::chrono::steady_clock;
+    const int max_iterations = EnvInt("DBLOCK_RACE_ITERATIONS", 200);
+    const auto end = Clock::now() + std::chrono::seconds(EnvInt("DBLOCK_RACE_SECONDS", 45));
+    const std::string name = "abi-race", disk = "/dev/" + name;
+    Fd ctl = OpenCtl();
+    dblock_dev_config c = Config(name);
+    c.nr_queues = 1;
+    c.queue_depth = 4;
+    c.size_bytes = 16 << 20;
+    std::mt19937 rng(12345);
+    // The opener starts at an offset from the call of destroy (negative:
+    // before it) drawn from center_us +- kSpreadUs, and center_us tracks the
+    // offset at which half of the opens come before destroy counts the
+    // openers (EBUSY) and half after it.  The window that matters follows
+    // that point: destroy has counted the openers, the disk is not gone yet.
+    constexpr long kSpreadUs = 100, kStepUs = 10;
+    long center_us = 0;
+    const auto spin_until = [](Clock::time_point t) {
+        while (Clock::now() < t) {
+        }
+    };
+    int iterations = 0, busy = 0, destroyed = 0, refused = 0, both = 0;
+    std::string violations;
+    for (; iterations < max_iterations && Clock::now() < end; iterations++) {
+        dblock_dev_info info{};
+        ASSERT_EQ(Create(ctl.get(), c, &info), 0);
+        ASSERT_TRUE(WaitForPath(ChanPath(info.id), true));
+        auto server = std::make_unique<RawServer>(info, nullptr, RawServer::Buffers::kUser);
+        server->start_threads();
+        ASSERT_EQ(::ioctl(server->chan(), DBLOCK_IOC_START), 0) << strerror(errno);
+        ASSERT_TRUE(WaitForPath(disk, true));
+
+        const long offset_us = center_us - kSpreadUs + long(rng() % (2 * kSpreadUs + 1));
+        std::atomic<bool> go{false}, destroy_done{false};
+        Clock::time_point destroy_at;
+        int held = -1, failed_opens = 0, open_errno = 0;
+        std::thread opener([&] {
+            while (!go) {
+            }
+            spin_until(destroy_at + std::chrono::microseconds(offset_us));
+            while (!destroy_done) {
+                int fd = ::open(disk.c_str(), O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                    held = fd;
+                    return;
+                }
+                failed_opens++;
+                open_errno = errno;
+            }
+        });
+        destroy_at = Clock::now() + std::chrono::microseconds(500 + std::max(0L, -offset_us));
+        go = true;
+        spin_until(destroy_at);
+        const int err = DestroyByName(ctl.get(), name);
+        const long took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - destroy_at).count();
+        destroy_done = true;
+        opener.join();
+        Fd fd(held);
+        if (std::getenv("DBLOCK_RACE_DEBUG"))
+            std::printf("%d: opener at %+ld us, destroy: %s after %ld us; %d opens failed (%s), held: %s\n",
+                        iterations, offset_us, strerror(err), took, failed_opens, strerror(open_errno),
+                        held >= 0 ? "yes" : "no");
+        center_us += err == EBUSY ? kStepUs : -kStepUs;
+        if (err == 0) {
+            destroyed++;
+            if (failed_opens) refused++;
+            if (fd.get() >= 0) {
+                uint64_t bytes = 0;
+                int size_err = Ioctl(fd.get(), BLKGETSIZE64, &bytes);
+                if (both++ < 5)
+                    violations += "\n  iteration " + std::to_string(iterations) + ": opener started " +
+                                  std::to_string(offset_us) + " us after destroy was called, which took " +
+                                  std::to_string(took) + " us; the open disk then has " +
+                                  (size_err ? std::string("no size: ") + strerror(size_err)
+                                            : std::to_string(bytes) + " bytes");
+            }
+        } else {
+            ASSERT_EQ(err, EBUSY) << strerror(err);
+            busy++;
+            fd.reset();
+            // Nothing holds the disk now but a passing prober (udev).
+            int again = EBUSY;
+            for (int i = 0; i < 500 && again == EBUSY; i++) {
+                again = DestroyByName(ctl.get(), name);
+                if (again == EBUSY) usleep(10000);
+            }
+            ASSERT_EQ(again, 0) << strerror(again);
+        }
+        fd.reset();
+        server->join();
+        server.reset();
+        ASSERT_TRUE(WaitForPath(ChanPath(info.id), false));
+        ASSERT_TRUE(WaitForPath(disk, false));
+    }
+    std::printf("destroy/open race: %d iterations: %d destroys refused (EBUSY), %d succeeded, "
+                "%d of these with opens failing meanwhile, %d with a disk opened and held\n",
+                iterations, busy, destroyed, refused, both);
+    EXPECT_EQ(both, 0) << "destroy succeeded while the disk was held open:" << violations;
+    EXPECT_GE(iterations, 20) << "too few iterations to mean anything";
 }
 
 }  // namespace

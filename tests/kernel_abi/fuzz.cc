@@ -44,7 +44,6 @@ struct Counters {
 };
 
 Counters counters;
-std::atomic<bool> stopping{false};
 
 std::string Name(int i) { return "fuzz" + std::to_string(i); }
 
@@ -208,7 +207,9 @@ private:
     void Serve() {
         int fd = AnyChannel();
         if (fd < 0) return;
-        std::vector<dblock_request> reqs(64);
+        // Room for a whole queue of requests twice the struct's size: the
+        // kernel caps max_requests only at the queue's depth.
+        static thread_local std::vector<dblock_request> reqs(2 * DBLOCK_MAX_QUEUE_DEPTH);
         std::vector<dblock_completion> cpls(Pick(8));
         for (auto& c : cpls) {
             c.tag = uint16_t(Maybe(Pick(64)));
@@ -220,18 +221,27 @@ private:
         s.completions_ptr = Pick(20) ? reinterpret_cast<uintptr_t>(cpls.data()) : Bits();
         s.nr_completions = uint32_t(Maybe(cpls.size()));
         s.requests_ptr = Pick(20) ? reinterpret_cast<uintptr_t>(reqs.data()) : Bits();
-        s.max_requests = uint32_t(Pick(4) ? reqs.size() : Maybe(0));
+        // Mostly our struct's size, sometimes twice that (as a server built
+        // with a larger struct), sometimes one the kernel must refuse.
+        static constexpr uint16_t kBadSizes[] = {0, 8, 24, 36, 33};
+        const unsigned size_pick = Pick(10);
+        s.request_size = size_pick > 1 ? uint16_t(sizeof(dblock_request))
+                         : size_pick  ? uint16_t(2 * sizeof(dblock_request))
+                                      : kBadSizes[Pick(std::size(kBadSizes))];
+        s.max_requests = uint32_t(Pick(4) ? 64 : Maybe(0));
         s.flags = Pick(20) ? DBLOCK_SERVE_NOWAIT : uint32_t(Bits());
         s.buffer_ptr = BufferPtr(fd);
         int err = Ioctl(fd, DBLOCK_IOC_SERVE, &s);
         counters.add("serve", err);
         // Answer what was fetched, sometimes wrongly.
-        if (!err && s.nr_requests && s.nr_requests <= reqs.size()) {
+        if (!err && s.nr_requests && s.nr_requests <= DBLOCK_MAX_QUEUE_DEPTH) {
+            const unsigned stride = s.request_size / sizeof(dblock_request);
             cpls.clear();
             for (unsigned i = 0; i < s.nr_requests; i++) {
+                const dblock_request& r = reqs[i * stride];
                 dblock_completion c{};
-                c.tag = reqs[i].tag;
-                c.seq = Pick(10) ? reqs[i].seq : reqs[i].seq + 1;
+                c.tag = r.tag;
+                c.seq = Pick(10) ? r.seq : r.seq + 1;
                 c.result = Pick(10) ? 0 : -EIO;
                 cpls.push_back(c);
             }
@@ -239,6 +249,7 @@ private:
             a.queue = s.queue;
             a.completions_ptr = reinterpret_cast<uintptr_t>(cpls.data());
             a.nr_completions = cpls.size();
+            a.request_size = sizeof(dblock_request);
             a.flags = DBLOCK_SERVE_NOWAIT;
             a.buffer_ptr = s.buffer_ptr;
             counters.add("serve_answer", Ioctl(fd, DBLOCK_IOC_SERVE, &a));

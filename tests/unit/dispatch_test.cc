@@ -47,7 +47,7 @@ class DispatchTest : public ::testing::Test {
 
   dblock_completion handle(std::uint8_t op, std::uint16_t tag, std::uint64_t offset,
                            std::uint32_t length, std::uint32_t flags = 0) {
-    const dblock_request req{tag, op, 0, flags, offset, length, /*seq=*/1000u + tag};
+    const dblock_request req{tag, op, 0, flags, offset, length, /*seq=*/1000u + tag, 0};
     return Dispatcher(backend_, config_).handle(req, buffer_);
   }
 

@@ -119,6 +119,11 @@ struct FakeKernel {
 
   int serve(dblock_serve* s) {
     const int q = s->queue;
+    // As dblock.ko: the element size must hold ABI 2's struct.
+    if (s->request_size < DBLOCK_REQUEST_SIZE_MIN || s->request_size % 8) {
+      errno = EINVAL;
+      return -1;
+    }
     {
       std::lock_guard lock(mu);
       const auto* c = reinterpret_cast<const dblock_completion*>(s->completions_ptr);
@@ -152,10 +157,13 @@ struct FakeKernel {
         }
         const bool was_kicked = kicked[q];
         kicked[q] = false;
-        auto* out = reinterpret_cast<dblock_request*>(s->requests_ptr);
+        auto* out = reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(s->requests_ptr));
         while (!pending[q].empty() && s->nr_requests < s->max_requests) {
           const dblock_request r = pending[q].front();
-          out[s->nr_requests++] = r;
+          // Elements request_size apart: the struct, then zeroes.
+          std::byte* at = out + std::size_t{s->nr_requests++} * s->request_size;
+          std::memcpy(at, &r, sizeof r);
+          std::memset(at + sizeof r, 0, s->request_size - sizeof r);
           pending[q].pop_front();
           fetched[{q, int(r.tag)}] = r;
           if (user_buffers && r.op == DBLOCK_OP_WRITE && s->buffer_ptr) {
@@ -285,11 +293,11 @@ void ServerTest::serve_until_gone() {
     });
   });
   std::memset(kernel_.buffer(1, 3), 0x6b, 4096);
-  kernel_.submit(1, {3, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 65536, 4096, 77});
+  kernel_.submit(1, {3, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 65536, 4096, 77, 0});
   ASSERT_TRUE(kernel_.wait_done(1));
-  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 65536 + 2048, 2048, 78});
-  kernel_.submit(0, {1, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 79});
-  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 1 << 20, 512, 80});  // past the end
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 65536 + 2048, 2048, 78, 0});
+  kernel_.submit(0, {1, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 79, 0});
+  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 1 << 20, 512, 80, 0});  // past the end
   ASSERT_TRUE(kernel_.wait_done(4));
   kernel_.destroy();
   runner.join();
@@ -346,11 +354,11 @@ TEST_F(ServerTest, CompletionsConsumedByAnInterruptedCallAreNotResent) {
     kernel_.eintr_after_commit = 2;
   }
   std::thread runner([&] { server.run(); });
-  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 1});
-  kernel_.submit(0, {1, DBLOCK_OP_READ, 0, 0, 512, 512, 2});
-  kernel_.submit(1, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 3});
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 1, 0});
+  kernel_.submit(0, {1, DBLOCK_OP_READ, 0, 0, 512, 512, 2, 0});
+  kernel_.submit(1, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 3, 0});
   ASSERT_TRUE(kernel_.wait_done(3));
-  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 0, 512, 4});
+  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 0, 512, 4, 0});
   ASSERT_TRUE(kernel_.wait_done(4));
   kernel_.destroy();
   runner.join();
@@ -382,7 +390,7 @@ TEST_F(ServerTest, AnErrorInOneQueueStopsAllAndIsRethrown) {
 TEST_F(ServerTest, RequestStopAnswersWhatWasFetched) {
   Server server(5, backend_);
   std::thread runner([&] { server.run(); });
-  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 1});
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 1, 0});
   ASSERT_TRUE(kernel_.wait_done(1));
   server.request_stop();
   runner.join();  // returns although the device still exists
@@ -439,9 +447,9 @@ void ServerTest::serve_async_reads() {
   LaterBackend backend;
   AsyncServer server(5, backend);
   std::thread runner([&] { server.run(); });
-  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 4096, 1});
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 4096, 1, 0});
   ASSERT_TRUE(kernel_.wait_done(1));
-  kernel_.submit(1, {2, DBLOCK_OP_READ, 0, 0, 8192, 512, 2});
+  kernel_.submit(1, {2, DBLOCK_OP_READ, 0, 0, 8192, 512, 2, 0});
   ASSERT_TRUE(kernel_.wait_done(2));
   kernel_.destroy();
   runner.join();

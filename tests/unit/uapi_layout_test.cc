@@ -47,12 +47,16 @@ static_assert(offsetof(dblock_ctl_set_params, size_bytes) == 64);
 static_assert(offsetof(dblock_ctl_set_params, grace_ms) == 72);
 static_assert(offsetof(dblock_ctl_set_params, recovery) == 76);
 
-static_assert(sizeof(dblock_request) == 24);
+// ABI 2: 8 reserved bytes; elements of the array are request_size apart.
+static_assert(sizeof(dblock_request) == 32);
+static_assert(sizeof(dblock_request) == DBLOCK_REQUEST_SIZE_MIN);
 static_assert(offsetof(dblock_request, op) == 2);
 static_assert(offsetof(dblock_request, flags) == 4);
 static_assert(offsetof(dblock_request, offset) == 8);
 static_assert(offsetof(dblock_request, length) == 16);
 static_assert(offsetof(dblock_request, seq) == 20);
+static_assert(offsetof(dblock_request, __reserved) == 24);
+static_assert(DBLOCK_ABI_VERSION == 2);
 
 static_assert(sizeof(dblock_completion) == 16);
 static_assert(offsetof(dblock_completion, result) == 4);
@@ -62,6 +66,7 @@ static_assert(sizeof(dblock_serve) == 64);
 static_assert(offsetof(dblock_serve, nr_completions) == 16);
 static_assert(offsetof(dblock_serve, max_requests) == 20);
 static_assert(offsetof(dblock_serve, queue) == 24);
+static_assert(offsetof(dblock_serve, request_size) == 26);
 static_assert(offsetof(dblock_serve, flags) == 28);
 static_assert(offsetof(dblock_serve, nr_requests) == 32);
 static_assert(offsetof(dblock_serve, nr_rejected) == 36);
@@ -84,13 +89,15 @@ TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_SERVE), 64u);
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SERVE), unsigned{_IOC_READ | _IOC_WRITE});
   EXPECT_EQ(_IOC_TYPE(DBLOCK_IOC_START), 0xDBu);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_KICK), 0u);  // its argument is the queue's index
+  EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_KICK), unsigned{_IOC_NONE});
 }
 
 TEST(UapiLayout, EveryIoctlNumberIsDistinct) {
-  const unsigned long numbers[] = {DBLOCK_CTL_GET_VERSION, DBLOCK_CTL_CREATE, DBLOCK_CTL_DESTROY,
-                                   DBLOCK_CTL_LIST,        DBLOCK_CTL_GET_INFO, DBLOCK_IOC_GET_INFO,
-                                   DBLOCK_IOC_START,       DBLOCK_IOC_SERVE,
-                                   DBLOCK_CTL_SET_PARAMS};
+  const unsigned long numbers[] = {DBLOCK_CTL_GET_VERSION, DBLOCK_CTL_CREATE,   DBLOCK_CTL_DESTROY,
+                                   DBLOCK_CTL_LIST,        DBLOCK_CTL_GET_INFO, DBLOCK_CTL_SET_PARAMS,
+                                   DBLOCK_IOC_GET_INFO,    DBLOCK_IOC_START,    DBLOCK_IOC_SERVE,
+                                   DBLOCK_IOC_KICK};
   for (std::size_t i = 0; i < std::size(numbers); ++i) {
     for (std::size_t j = i + 1; j < std::size(numbers); ++j) EXPECT_NE(numbers[i], numbers[j]);
   }

@@ -50,8 +50,12 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-/* Raised on incompatible changes; additions are announced by feature bits. */
-#define DBLOCK_ABI_VERSION		1
+/*
+ * Raised on incompatible changes; additions are announced by feature bits.
+ * 2: struct dblock_request has 8 reserved bytes (32 in all) and servers say
+ * the size of its elements in dblock_serve.request_size.
+ */
+#define DBLOCK_ABI_VERSION		2
 
 /* Feature bits reported by DBLOCK_CTL_GET_VERSION. */
 #define DBLOCK_FEAT_FLUSH		(1ULL << 0)	/* flush and FUA */
@@ -71,7 +75,11 @@
 #define DBLOCK_MAX_QUEUE_DEPTH		1024
 #define DBLOCK_MIN_IO_BYTES		4096
 #define DBLOCK_MAX_IO_BYTES		(4U << 20)
-/* queue_depth * max_io_bytes: one queue's buffer area, kernel memory. */
+/*
+ * queue_depth * max_io_bytes: one queue's buffer area, which is the server's
+ * own memory (DBLOCK_FEAT_USER_BUFFERS) or, mmapped from the channel, the
+ * kernel's.
+ */
 #define DBLOCK_MAX_BUFFER_BYTES		(256U << 20)
 
 /* dblock_dev_config.flags */
@@ -100,7 +108,8 @@ enum {
 };
 
 /*
- * A device's shape, set by userspace at creation.
+ * A device's shape, set by userspace at creation (DBLOCK_CTL_CREATE); the
+ * kernel reports it back with the defaults its zeroes stand for filled in.
  * @name: the disk's name (/dev/<name>), [A-Za-z0-9_-], NUL-terminated.
  * @size_bytes: a non-zero multiple of @logical_block_size.
  * @logical_block_size: 512, 1024, 2048 or 4096.
@@ -124,6 +133,7 @@ enum {
  * @recovery: DBLOCK_RECOVERY_*.
  * @grace_ms: with DBLOCK_RECOVERY_WAIT, how long requests are held for a
  *	new server before they fail; 0 = forever.
+ * @__pad, @__reserved: zero.
  */
 struct dblock_dev_config {
 	char	name[DBLOCK_NAME_MAX];
@@ -153,10 +163,16 @@ enum {
 };
 
 /*
- * Request counters of a device, since its creation.
+ * Request counters of a device since its creation, kept by the kernel.
+ * @reads, @writes, @flushes, @discards, @write_zeroes: requests handed to a
+ *	server, by operation.
+ * @errors: requests the server answered with an error, or whose data
+ *	could not be copied to or from its buffer.
+ * @timeouts: requests that failed because the device's timeout_ms passed.
  * @requeued: requests handed again to a new server after the previous one
  *	went away (DBLOCK_RECOVERY_WAIT).
  * @rejected: completions refused (see DBLOCK_IOC_SERVE).
+ * @__reserved: zero.
  */
 struct dblock_dev_stats {
 	__u64	reads;
@@ -172,16 +188,20 @@ struct dblock_dev_stats {
 };
 
 /*
- * What the kernel tells about a device.
+ * What the kernel tells about a device (DBLOCK_CTL_CREATE, DBLOCK_CTL_GET_INFO,
+ * DBLOCK_IOC_GET_INFO); every field is set by the kernel.
+ * @config: as created, with defaults filled in and later changes applied.
  * @id: the device's number; its channel is /dev/dblock/<id>.
+ * @state: DBLOCK_STATE_*.
  * @server_pid: pid (in the caller's namespace) of the process holding the
  *	channel open, 0 if none.
  * @buffer_bytes: size of one queue's buffer area and the stride between
  *	queues in the channel's mmap offsets (a multiple of the page size).
  * @disk_major, @disk_minor: the disk's device number (0:0 before START).
- * @config: as created, with defaults filled in and later changes applied.
+ * @stats: the device's counters.
  * @features: the module's DBLOCK_FEAT_* bits, as DBLOCK_CTL_GET_VERSION
  *	reports them, so that a server holding only the channel can tell.
+ * @__reserved: zero.
  */
 struct dblock_dev_info {
 	struct dblock_dev_config config;
@@ -196,7 +216,13 @@ struct dblock_dev_info {
 	__u64	__reserved[3];
 };
 
-/* DBLOCK_CTL_GET_VERSION: the module's ABI version and features. */
+/*
+ * DBLOCK_CTL_GET_VERSION, filled in by the kernel.
+ * @abi_version: the module's DBLOCK_ABI_VERSION: a program built with
+ *	another one must not use the module.
+ * @features: DBLOCK_FEAT_* of what the module supports.
+ * @__pad, @__reserved: zero.
+ */
 struct dblock_ctl_version {
 	__u32	abi_version;
 	__u32	__pad;
@@ -215,8 +241,10 @@ struct dblock_ctl_create {
 #define DBLOCK_DESTROY_FORCE		(1U << 0)
 
 /*
- * Selects one device: by @name when name[0] is not NUL, else by @id (ids
- * start at 0).
+ * Selects one device, set by userspace: by @name when name[0] is not NUL,
+ * else by @id (ids start at 0).
+ * @flags: DBLOCK_DESTROY_* for DBLOCK_CTL_DESTROY, 0 for other commands.
+ * @__reserved: zero.
  */
 struct dblock_ctl_target {
 	char	name[DBLOCK_NAME_MAX];
@@ -233,9 +261,14 @@ struct dblock_ctl_target {
 					 DBLOCK_SET_RECOVERY)
 
 /*
- * DBLOCK_CTL_SET_PARAMS: changes a live device.  @size_bytes resizes it
- * (grow or shrink; the disk's users see the new size at once).  The other
- * fields mean what they mean in struct dblock_dev_config.
+ * DBLOCK_CTL_SET_PARAMS, set by userspace: changes a live device.
+ * @target: the device (@target.flags 0).
+ * @mask: DBLOCK_SET_*: which of the fields below apply; the others are
+ *	ignored.
+ * @size_bytes: resizes it (grow or shrink; the disk's users see the new
+ *	size at once, its server with DBLOCK_SERVE_RESIZED).
+ * @timeout_ms, @recovery, @grace_ms: as in struct dblock_dev_config.
+ * @__pad, @__reserved: zero.
  */
 struct dblock_ctl_set_params {
 	struct dblock_ctl_target target;
@@ -258,6 +291,7 @@ struct dblock_ctl_get_info {
  * DBLOCK_CTL_LIST: fills @ids_ptr (an array of @capacity __u32) with the ids
  * of existing devices in increasing order and sets @count to the number of
  * devices, which may exceed @capacity (call again with a larger array).
+ * Userspace sets @ids_ptr and @capacity, and @count and @__reserved to zero.
  */
 struct dblock_ctl_list {
 	__u64	ids_ptr;
@@ -280,10 +314,20 @@ enum {
 #define DBLOCK_REQ_NOUNMAP	(1U << 1)	/* write zeroes: keep it allocated */
 
 /*
- * One request handed to the server.  Offsets and lengths are in bytes and
- * multiples of the logical block size; a flush has length 0.
+ * One request handed to the server, written by the kernel into the array
+ * of DBLOCK_IOC_SERVE (every dblock_serve.request_size bytes).  Offsets and
+ * lengths are in bytes and multiples of the logical block size.
+ * @tag: the request's slot, 0..queue_depth - 1: its data is at
+ *	@tag * max_io_bytes in the queue's buffer area.
+ * @op: DBLOCK_OP_*.
+ * @flags: DBLOCK_REQ_*.
+ * @offset: where on the device; 0 for a flush.
+ * @length: how many bytes, at most max_io_bytes for a read or a write
+ *	(discard and write zeroes carry no data); 0 for a flush.
  * @seq: echo it in the completion: it tells this use of @tag from a later
  *	one, so a late answer cannot complete another request.
+ * @__pad, @__reserved: zero.  A later ABI may give them a meaning, which a
+ *	feature bit announces; zero will then still mean what it means now.
  */
 struct dblock_request {
 	__u16	tag;
@@ -293,9 +337,20 @@ struct dblock_request {
 	__u64	offset;
 	__u32	length;
 	__u32	seq;
+	__u64	__reserved;
 };
 
-/* The server's answer to one request: @result is 0 or a negative errno. */
+/* Elements of the request array are at least this large (ABI 2's struct). */
+#define DBLOCK_REQUEST_SIZE_MIN	32
+
+/*
+ * The server's answer to one request, read by the kernel from the array of
+ * DBLOCK_IOC_SERVE.
+ * @tag, @seq: those of the request answered.
+ * @result: 0 or a negative errno (-EIO, -ENOSPC, ...), which the request's
+ *	submitter sees.
+ * @__pad, @__reserved: zero, or the completion is refused.
+ */
 struct dblock_completion {
 	__u16	tag;
 	__u16	__pad;
@@ -318,11 +373,24 @@ struct dblock_completion {
 /*
  * DBLOCK_IOC_SERVE: commit and fetch, one queue at a time per thread.
  * In:  @queue, @flags, @completions_ptr/@nr_completions (answers to requests
- *      this queue fetched), @requests_ptr/@max_requests (room for new ones).
+ *      this queue fetched), @requests_ptr/@max_requests (room for new ones),
+ *      @request_size, @buffer_ptr; @__pad2 and @__reserved zero.
  * @max_requests may be 0: the call then only hands back completions.
  * Out: @nr_requests fetched, @nr_rejected completions refused (unknown tag,
- *      stale seq, answered twice, timed out), @status.  Their values on
- *      input are ignored, so one struct can be reused from call to call.
+ *      stale seq, answered twice, timed out), @status (DBLOCK_SERVE_*).
+ *      Their values on input are ignored, so one struct can be reused from
+ *      call to call.
+ * @request_size: the size of one element of the @requests_ptr array: the
+ *      server's sizeof(struct dblock_request).  At least
+ *      DBLOCK_REQUEST_SIZE_MIN and a multiple of 8, or EINVAL: 0 too, so that
+ *      a server of ABI 1, where this was padding, is refused rather than
+ *      misread.  Request i is written at @requests_ptr + i * @request_size:
+ *      the kernel's struct dblock_request and zeroes up to @request_size.
+ *      So a server built with a later, larger struct runs on this kernel,
+ *      and finds zeroes in the fields this kernel does not fill; and later
+ *      kernels, whose struct may grow, keep accepting the servers of this
+ *      one (DBLOCK_REQUEST_SIZE_MIN) and never hand them a request that
+ *      needs more than @request_size bytes to be described.
  * @buffer_ptr: the queue's buffer area in the server's memory, or 0 for the
  *      mmapped one.  Read data is taken from it for the completions of this
  *      call and write data put in it for the requests fetched, so a queue
@@ -339,7 +407,7 @@ struct dblock_serve {
 	__u32	nr_completions;
 	__u32	max_requests;
 	__u16	queue;
-	__u16	__pad;
+	__u16	request_size;
 	__u32	flags;
 	__u32	nr_requests;
 	__u32	nr_rejected;
@@ -356,7 +424,8 @@ struct dblock_serve {
 #define DBLOCK_CTL_CREATE	_IOWR(DBLOCK_IOCTL_TYPE, 0x01, struct dblock_ctl_create)
 /*
  * DBLOCK_CTL_DESTROY: EBUSY while the disk is open (mounted, or held by any
- * process), unless DBLOCK_DESTROY_FORCE.
+ * process), unless DBLOCK_DESTROY_FORCE.  Opening the disk fails (ENXIO)
+ * from the moment a destroy has found it closed, or was forced.
  */
 #define DBLOCK_CTL_DESTROY	_IOW(DBLOCK_IOCTL_TYPE, 0x02, struct dblock_ctl_target)
 #define DBLOCK_CTL_LIST		_IOWR(DBLOCK_IOCTL_TYPE, 0x03, struct dblock_ctl_list)
