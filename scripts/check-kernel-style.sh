@@ -20,7 +20,7 @@ result() { # NAME STATUS DETAIL-FILE
 	fi
 }
 
-for line in ${DBLOCK_KERNELS:-6.1 6.12}; do
+for line in ${DBLOCK_KERNELS:-6.1 6.12 newest rt}; do
 	"$top/vm/prepare-kernels.sh" "$line" >/dev/null
 	# shellcheck source=/dev/null
 	. "$cache/$line.env"

@@ -17,12 +17,5 @@ cmake --build "$top/build" -j "$(nproc)" >/dev/null
 . "$cache/$line.env"
 "$top/scripts/build-module.sh" "$KDIR" "/var/tmp/dblock-kmod/$KVER" >/dev/null
 
-src=$top
-case $top in
-/tmp | /tmp/*)
-	src=/var/tmp/dblock-stage
-	rm -rf "$src" && mkdir -p "$src" && cp -a "$top/." "$src/"
-	;;
-esac
-exec "$top/vm/run-guest.sh" --kernel "$line" -- "$src/scripts/demo-in-guest.sh" \
+exec "$top/vm/run-guest.sh" --kernel "$line" -- "$top/scripts/demo-in-guest.sh" \
 	"/var/tmp/dblock-kmod/$KVER/dblock.ko"

@@ -1,24 +1,30 @@
 #!/bin/bash
 # Every test of the project, from a fresh machine:
-#   1. unit tests of the userspace (ctest, no kernel needed);
+#   1. unit tests of the userspace (ctest, no kernel needed), with the host's g++,
+#      then with sid's g++ and clang and the host's clang (scripts/check-toolchains.sh);
 #   2. kernel style: W=1 builds against each guest kernel, checkpatch;
 #   3. the guest suite (tests/guest/cases) in a QEMU guest per kernel.
-# Ends with one line "N passed, N failed" over all of them.
+# Ends with one line "N passed, N failed, N skipped" over all of them, after the time
+# each section took.
 # DBLOCK_RBD=0 leaves out the Ceph guests, DBLOCK_INSTALL_TEST=0 the
 # installed-package build (case 60 then reports itself skipped),
-# DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh).
-# DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12"); DBLOCK_ARCHES the
-# foreign architectures (default "arm64"; "arm64 armhf i386"; "" for none).
+# DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh), DBLOCK_TOOLCHAINS=0 the
+# other toolchains.
+# DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12 newest rt": Debian 12's
+# two, sid's newest, Debian 12's PREEMPT_RT; "debug" adds the KASAN/lockdep kernel);
+# DBLOCK_ARCHES the foreign architectures (default "arm64"; "arm64 armhf i386"; "" for
+# none).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
-kernels=${DBLOCK_KERNELS:-6.1 6.12}
-total_passed=0 total_failed=0
+export DBLOCK_KERNELS=${DBLOCK_KERNELS:-6.1 6.12 newest rt}
+kernels=$DBLOCK_KERNELS
+total_passed=0 total_failed=0 total_skipped=0
 
-# add_counts LOGFILE: adds the last "N passed, N failed" line of LOGFILE.
+# add_counts LOGFILE: adds the last "N passed, N failed[, N skipped]" line of LOGFILE.
 add_counts() {
-	local counts
-	counts=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+	local counts skipped
+	counts=$(grep -oE '[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?' "$1" | tail -1)
 	if [ -z "$counts" ]; then
 		echo "test-all: no result line in $1: counted as 1 failure" >&2
 		total_failed=$((total_failed + 1))
@@ -26,9 +32,22 @@ add_counts() {
 	fi
 	total_passed=$((total_passed + $(echo "$counts" | cut -d' ' -f1)))
 	total_failed=$((total_failed + $(echo "$counts" | cut -d' ' -f3)))
+	skipped=$(echo "$counts" | sed -nE 's/.*, ([0-9]+) skipped/\1/p')
+	total_skipped=$((total_skipped + ${skipped:-0}))
 }
 
-section() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+# section TITLE: starts a section; the time each took is listed at the end.
+section_names=() section_secs=() section_start=$SECONDS
+section_end() {
+	((${#section_names[@]})) || return 0
+	section_secs+=($((SECONDS - section_start)))
+}
+section() {
+	section_end
+	section_names+=("$1")
+	section_start=$SECONDS
+	printf '\n=== %s (%s)\n' "$1" "$(date +%T)"
+}
 
 section "install dependencies"
 "$top/scripts/install-deps.sh" || exit 1
@@ -55,28 +74,25 @@ if [ -n "$summary" ]; then
 fi
 add_counts "$log"
 
+section "userspace with sid's g++ and clang, and the host's clang"
+if [ "${DBLOCK_TOOLCHAINS:-1}" = 1 ]; then
+	"$top/scripts/check-toolchains.sh" 2>&1 | tee "$log"
+	add_counts "$log"
+fi
+
 section "kernel style"
 "$top/scripts/check-kernel-style.sh" 2>&1 | tee "$log"
 add_counts "$log"
 
-# The guest sees the host's root but not its /tmp: a checkout there (as CI
-# may have) is staged outside it.
-src=$top
-case $top in
-/tmp | /tmp/*)
-	src=/var/tmp/dblock-stage
-	rm -rf "$src" && mkdir -p "$src" && cp -a "$top/." "$src/"
-	;;
-esac
 
 section "installed package (make install, out-of-tree consumers)"
 if [ "${DBLOCK_INSTALL_TEST:-1}" = 1 ] && [ -x "$top/tests/install/run.sh" ]; then
 	"$top/tests/install/run.sh" --no-guest >"$log" 2>&1 || { tail -30 "$log"; total_failed=$((total_failed + 1)); }
 fi
 
-section "DKMS (make dkms-install for the 6.1 and 6.12 kernels, each module loaded in its guest)"
+section "DKMS (make dkms-install for each kernel line, each module loaded in its guest)"
 if [ "${DBLOCK_DKMS_TEST:-1}" = 1 ]; then
-	if "$src/tests/dkms/run.sh" >"$log" 2>&1; then
+	if "$top/tests/dkms/run.sh" >"$log" 2>&1; then
 		grep 'dkms-test:' "$log"
 		total_passed=$((total_passed + 1))
 	else
@@ -97,20 +113,20 @@ for line in $kernels; do
 	fi
 	# The Ceph cases need a bigger guest of their own; the others share one.
 	cases=() rbd_cases=()
-	for c in "$src"/tests/guest/cases/*.sh; do
+	for c in "$top"/tests/guest/cases/*.sh; do
 		case $(basename "$c") in
 		7[0-9]-*) rbd_cases+=("$c") ;;
 		*) cases+=("$c") ;;
 		esac
 	done
 	"$top/vm/run-guest.sh" --kernel "$line" --timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
-		"$src/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
+		"$top/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
 	add_counts "$log"
 	if [ "${DBLOCK_RBD:-1}" = 1 ] && [ ${#rbd_cases[@]} -gt 0 ]; then
 		section "Ceph RBD guest suite on $line"
 		"$top/vm/run-guest.sh" --kernel "$line" --mem 4096 \
 			--timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
-			env DBLOCK_CASE_TIMEOUT=1200 "$src/tests/guest/run-suite.sh" "${rbd_cases[@]}" 2>&1 |
+			env DBLOCK_CASE_TIMEOUT=1200 "$top/tests/guest/run-suite.sh" "${rbd_cases[@]}" 2>&1 |
 			tee "$log"
 		add_counts "$log"
 	fi
@@ -139,14 +155,21 @@ for arch in ${DBLOCK_ARCHES-arm64}; do
 	for line in $lines; do
 		section "guest suite on $arch $line"
 		# shellcheck disable=SC2046 # one argument per case
-		"$top/vm/run-foreign-guest.sh" --arch "$arch" --kernel "$line" --src "$src" \
-			--timeout "${DBLOCK_GUEST_TIMEOUT:-2400}" -- "$src/tests/guest/run-suite.sh" \
-			$(for c in $arch_cases; do echo "$src/tests/guest/cases/$c.sh"; done) 2>&1 | tee "$log"
+		"$top/vm/run-foreign-guest.sh" --arch "$arch" --kernel "$line" --src "$top" \
+			--timeout "${DBLOCK_GUEST_TIMEOUT:-2400}" -- "$top/tests/guest/run-suite.sh" \
+			$(for c in $arch_cases; do echo "$top/tests/guest/cases/$c.sh"; done) 2>&1 | tee "$log"
 		add_counts "$log"
 	done
 done
 rm -f "$log"
+section_end
 
 echo
-echo "$total_passed passed, $total_failed failed"
+echo "=== section times"
+for i in "${!section_names[@]}"; do
+	printf '%6ss  %s\n' "${section_secs[$i]}" "${section_names[$i]}"
+done
+printf '%6ss  total\n' "$SECONDS"
+echo
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$total_failed" = 0 ]

@@ -1,11 +1,12 @@
 #!/bin/bash
 # Build (once per machine) the "debug" guest kernel: Debian's linux-source-6.12 with
 # KASAN, lockdep, kmemleak, hung-task/softlockup detectors etc., everything the guest
-# needs built in (vm/debug-kernel.config). The build tree is kept as KDIR for
+# needs built in (vm/debug-kernel.config); or its PREEMPT_RT variant "debug-rt" (that
+# fragment, then vm/debug-rt-kernel.config). The build tree is kept as KDIR for
 # out-of-tree modules (`make -C KDIR M=... modules`).
-#   usage: vm/build-debug-kernel.sh        (prints KVER= ROOT= KDIR= lines on stdout)
+#   usage: vm/build-debug-kernel.sh [rt]   (prints KVER= ROOT= KDIR= lines on stdout)
 #   env:   DBLOCK_VM_CACHE (default /var/cache/dblock-vm), DBLOCK_BUILD_JOBS (nproc)
-# Layout: $DBLOCK_VM_CACHE/debug/<source version>-<fragment hash>/
+# Layout: $DBLOCK_VM_CACHE/debug[-rt]/<source version>-<fragments hash>/
 #   src/    unpacked linux-source-6.12, built in place (= KDIR)
 #   root/   boot/vmlinuz-KVER, lib/modules/KVER (modules_install; almost all built in)
 #   unpacked  source version of src/;  built  stamp, written last (build complete)
@@ -17,7 +18,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 SRC_PKG=linux-source-6.12
 TARBALL=/usr/src/linux-source-6.12.tar.xz
-FRAGMENT=$HERE/debug-kernel.config
+FRAGMENTS=("$HERE/debug-kernel.config")
+variant=debug
+case ${1:-} in
+  "") ;;
+  rt) FRAGMENTS+=("$HERE/debug-rt-kernel.config") variant=debug-rt ;;
+  *) echo "usage: build-debug-kernel.sh [rt]" >&2; exit 2 ;;
+esac
 BUILD_DEPS=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils kmod)
 export DEBIAN_FRONTEND=noninteractive
 
@@ -38,9 +45,9 @@ fi
 [[ -f $TARBALL ]] || die "$TARBALL missing although $SRC_PKG is installed"
 
 src_ver=$(dpkg-query -W -f='${Version}' "$SRC_PKG")
-frag_hash=$(sha256sum "$FRAGMENT" | cut -c1-12)
+frag_hash=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-12)
 key=$(echo "$src_ver-$frag_hash" | tr -c 'A-Za-z0-9.+_\n-' '_')
-base=$CACHE/debug
+base=$CACHE/$variant
 dir=$base/$key
 mkdir -p "$base"
 
@@ -96,10 +103,11 @@ jobs=${DBLOCK_BUILD_JOBS:-$(nproc)}
 mk() { nice -n 10 make -s "-j$jobs" "$@"; }
 mk x86_64_defconfig >/dev/null
 mk kvm_guest.config >/dev/null
-scripts/kconfig/merge_config.sh -m -O . .config "$FRAGMENT" >/dev/null
+scripts/kconfig/merge_config.sh -m -O . .config "${FRAGMENTS[@]}" >/dev/null
 mk olddefconfig >/dev/null
 
-# Every option the fragment sets must have survived olddefconfig (dependencies).
+# Every option the fragments set (the last setting of each) must have survived
+# olddefconfig (dependencies).
 bad=0
 while IFS= read -r line; do
   if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
@@ -110,8 +118,12 @@ while IFS= read -r line; do
     opt=${BASH_REMATCH[1]}
     if grep -qE "^$opt=[ym]" .config; then log "config: $opt off wanted, got on"; bad=1; fi
   fi
-done <"$FRAGMENT"
-((bad == 0)) || die "vm/debug-kernel.config does not apply cleanly (see above)"
+done < <(cat "${FRAGMENTS[@]}" | tac | awk '
+  match($0, /^CONFIG_[A-Za-z0-9_]+=/) {o = substr($0, 1, RLENGTH - 1)}
+  match($0, /^# CONFIG_[A-Za-z0-9_]+ is not set$/) {o = $2}
+  o != "" && !seen[o]++ {print}
+  {o = ""}')
+((bad == 0)) || die "${FRAGMENTS[*]##*/} do not apply cleanly (see above)"
 
 log "config ok; compiling with -j$jobs (nice 10)"
 mk bzImage modules

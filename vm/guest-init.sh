@@ -51,8 +51,10 @@ mount --bind "$R${MODDIR%/*}" "$R/usr/lib/modules" || fail "bind modules"
 # OUT may sit under the host's /tmp, which is the fresh tmpfs here.
 mkdir -p "$R$OUT" 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out "$R$OUT" || fail "mount out share"
-# Foreign guests (vm/run-foreign-guest.sh): the checkout, read-only, at its host path.
+# The checkout, read-only, at its host path: always for foreign guests
+# (vm/run-foreign-guest.sh), for amd64 ones when it lives under the host's /tmp.
 if [ -n "$SRC" ]; then
+  mkdir -p "$R$SRC" 2>/dev/null
   mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose src "$R$SRC" ||
     fail "mount src share at $SRC"
 fi

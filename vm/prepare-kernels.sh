@@ -11,6 +11,7 @@
 #          debug       a 6.12 kernel built here with KASAN, lockdep, kmemleak etc. (all
 #                      built in; vm/build-debug-kernel.sh: an hour or more the first time,
 #                      then cached)
+#          debug-rt    the same with PREEMPT_RT (vm/debug-rt-kernel.config)
 #   env:   DBLOCK_VM_CACHE (default /var/cache/dblock-vm)
 # Writes $DBLOCK_VM_CACHE/<line>.env with KVER, VMLINUZ, INITRD, MODDIR, KDIR.
 set -euo pipefail
@@ -76,12 +77,13 @@ prepare_line() {
   local line=$1 meta_img meta_hdr
   SID=0
   case $line in
-    debug) prepare_debug; return ;;
+    debug) prepare_debug debug; return ;;
+    debug-rt) prepare_debug debug-rt rt; return ;;
     6.1) meta_img=linux-image-amd64 meta_hdr=linux-headers-amd64 ;;
     6.12) meta_img=linux-image-6.12-amd64 meta_hdr=linux-headers-6.12-amd64 ;;
     rt) meta_img=linux-image-6.12-rt-amd64 meta_hdr=linux-headers-6.12-rt-amd64 ;;
     newest) meta_img=linux-image-amd64 meta_hdr=linux-headers-amd64 SID=1 ;;
-    *) die "unknown kernel line '$line' (want 6.1, 6.12, rt, newest or debug)" ;;
+    *) die "unknown kernel line '$line' (want 6.1, 6.12, rt, newest, debug or debug-rt)" ;;
   esac
   local sid_root=""
   ((SID)) && sid_root=$("$HERE/sid-root.sh" ensure)
@@ -181,10 +183,11 @@ ENV
   cat "$CACHE/$line.env"
 }
 
-# The debug kernel: built from source (cached), everything the initramfs needs built in.
+# The debug kernels: built from source (cached), everything the initramfs needs built in.
+#   prepare_debug LINE [rt]
 prepare_debug() {
-  local built kver root kdir
-  built=$("$HERE/build-debug-kernel.sh") || die "debug kernel build failed"
+  local line=$1 variant=${2:-} built kver root kdir
+  built=$("$HERE/build-debug-kernel.sh" ${variant:+"$variant"}) || die "$line kernel build failed"
   kver=$(sed -n 's/^KVER=//p' <<<"$built")
   root=$(sed -n 's/^ROOT=//p' <<<"$built")
   kdir=$(sed -n 's/^KDIR=//p' <<<"$built")
@@ -194,19 +197,19 @@ prepare_debug() {
   local initrd=$dir/initrd.img
   initrd_sum=$(cat "$HERE/guest-init.sh" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
   if [[ ! -f $initrd || $(cat "$dir/initrd.sum" 2>/dev/null) != "$initrd_sum" ]]; then
-    log "debug: building initramfs"
+    log "$line: building initramfs"
     build_initrd "$root" "$kver" "$initrd.$$" none
     mv "$initrd.$$" "$initrd"
     echo "$initrd_sum" >"$dir/initrd.sum"
   fi
-  cat >"$CACHE/debug.env" <<ENV
+  cat >"$CACHE/$line.env" <<ENV
 KVER=$kver
 VMLINUZ=$root/boot/vmlinuz-$kver
 INITRD=$initrd
 MODDIR=$root/lib/modules/$kver
 KDIR=$kdir
 ENV
-  cat "$CACHE/debug.env"
+  cat "$CACHE/$line.env"
 }
 
 # build_initrd ROOT KVER OUT [none]: "none" for a kernel with virtio/9p built in.

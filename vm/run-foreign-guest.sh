@@ -48,7 +48,6 @@ case $arch in
   *) die "--arch arm64|armhf|i386 is required" ;;
 esac
 mem=${mem:-$defmem}
-[[ $src != /tmp && $src != /tmp/* ]] || die "--src $src: the guest's /tmp is its own tmpfs"
 
 "$HERE/prepare-foreign.sh" "$arch" "$line" >/dev/null
 # shellcheck source=/dev/null
@@ -63,8 +62,8 @@ out=$(cd "$out" && pwd -P)
 [[ $out != *[[:space:]]* && $src != *[[:space:]]* ]] || die "paths must not contain spaces"
 rm -f "$out/.guest-rc" "$out/dmesg.txt"
 # The root is read-only in the guest: mount points for OUT and the checkout are made
-# here (OUT's removed again afterwards).
-mkdir -p "$ROOTFS$src"
+# here (OUT's removed again afterwards); one under /tmp is made in the guest's tmpfs.
+[[ $src == /tmp || $src == /tmp/* ]] || mkdir -p "$ROOTFS$src"
 made_out=""
 [[ -d $ROOTFS$out ]] || { mkdir -p "$ROOTFS$out"; made_out=$ROOTFS$out; }
 trap '[[ -z $made_out ]] || rmdir "$made_out" 2>/dev/null || true' EXIT

@@ -2,12 +2,13 @@
 # Boot a Debian guest kernel under QEMU (TCG) with the host's root as its root
 # (read-only 9p) and run one command in it. Exits with the command's exit code,
 # 124 if the guest timed out, 125 if it died without reporting one (panic, crash).
-#   usage: vm/run-guest.sh --kernel 6.1|6.12|rt|newest|debug [--mem MB] [--smp N] [--timeout SEC]
+#   usage: vm/run-guest.sh --kernel 6.1|6.12|rt|newest|debug|debug-rt [--mem MB] [--smp N] [--timeout SEC]
 #                          [--out DIR] -- COMMAND [ARGS...]
 # OUT (default: a fresh dir under /var/tmp/dblock-vm-out/) is writable in the guest at
 # the same path; it receives dmesg.txt and console.log. The command runs with
 # DBLOCK_GUEST_KVER and DBLOCK_OUT set, in the caller's directory (if the guest sees
-# it: the host's /tmp is NOT visible; the guest's /tmp is an empty tmpfs).
+# it: the guest's /tmp is an empty tmpfs; of the host's /tmp it sees only the checkout
+# this script belongs to, if it lives there).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +30,7 @@ while (($#)); do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ -n $line ]] || die "--kernel 6.1|6.12|rt|newest|debug is required"
+[[ -n $line ]] || die "--kernel 6.1|6.12|rt|newest|debug|debug-rt is required"
 (($#)) || die "no command given after --"
 
 "$HERE/prepare-kernels.sh" "$line" >/dev/null
@@ -46,8 +47,18 @@ out=$(cd "$out" && pwd -P)
 [[ $out != *[[:space:]]* && $MODDIR != *[[:space:]]* ]] || die "paths must not contain spaces: $out"
 rm -f "$out/.guest-rc" "$out/dmesg.txt"
 
+# The guest's /tmp is its own tmpfs: a checkout under the host's /tmp is shown to it
+# as a second read-only 9p share at the same path, so it runs from wherever it lives.
+src=$(cd "$HERE/.." && pwd -P) src_args=() src_cmdline=""
+if [[ $src == /tmp || $src == /tmp/* ]]; then
+  [[ $src != *[[:space:]]* ]] || die "paths must not contain spaces: $src"
+  src_args=(-virtfs "local,path=$src,mount_tag=src,security_model=none,readonly=on,multidevs=remap")
+  src_cmdline=" dblockvm_src=$src"
+fi
 cwd=$(pwd -P)
-[[ $cwd == /tmp || $cwd == /tmp/* ]] && cwd=/
+if [[ $cwd == /tmp || $cwd == /tmp/* ]]; then
+  case $cwd in "$src" | "$src"/*) [[ -n $src_cmdline ]] || cwd=/ ;; *) cwd=/ ;; esac
+fi
 {
   # configfs is a module in Debian's kernels, so the initramfs cannot mount it
   # (the debug kernel has it built in: guest-init.sh has mounted it already).
@@ -67,8 +78,9 @@ timeout -k 10 "$limit" qemu-system-x86_64 \
   -accel tcg -cpu max -m "$mem" -smp "$smp" -nodefaults -no-reboot \
   -display none -serial stdio -monitor none \
   -kernel "$VMLINUZ" -initrd "$INITRD" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable dblockvm_out=$out dblockvm_moddir=$MODDIR" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable dblockvm_out=$out dblockvm_moddir=$MODDIR$src_cmdline" \
   -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+  ${src_args[@]+"${src_args[@]}"} \
   -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
   </dev/null 2>&1 | sed -u -e 's/\r$//' -e '/^\[ *[0-9.]*\] reboot: Power down$/d' | tee "$out/console.log"
 qemu_rc=${PIPESTATUS[0]}

@@ -1,10 +1,11 @@
 #!/bin/bash
-# DKMS end to end, on the host (root) then in the guests:
-#   make dkms-install for the 6.1 and 6.12 guest kernels (headers under
-#   /usr/src), dkms status says installed for both, then each guest insmods
-#   the DKMS-built module from /var/lib/dkms (signed by DKMS, the file's
-#   checksum checked in the guest) and runs the seed flow (tests/guest/cases/20-seed-flow.sh);
-#   finally make dkms-uninstall.
+# DKMS end to end, as a user of each kernel's distribution would, then in the guests:
+#   make dkms-install for each kernel line (DBLOCK_DKMS_KERNELS, default "6.1 6.12
+#   newest"): Debian 12's on the host (headers under /usr/src), sid's newest in the
+#   sid root file system (vm/sid-root.sh: its dkms, gcc and headers). dkms status says
+#   installed, then each guest insmods the DKMS-built module from /var/lib/dkms (signed
+#   by DKMS, the file's checksum checked in the guest) and runs the seed flow
+#   (tests/guest/cases/20-seed-flow.sh); finally make dkms-uninstall.
 # Usage: tests/dkms/run.sh [--keep]   (--keep: leave the DKMS install in place)
 # The guests run the seed flow with the tools in $DBLOCK_BIN (default build/bin).
 # Installs dkms (apt) when missing.  Changes the host: /usr/src/dblock-VER,
@@ -24,42 +25,60 @@ if ! command -v dkms >/dev/null; then
 fi
 
 cache=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
-"$top/vm/prepare-kernels.sh" 6.1 6.12 >/dev/null
-declare -A kver
-for line in 6.1 6.12; do
+read -ra lines <<<"${DBLOCK_DKMS_KERNELS:-6.1 6.12 newest}"
+"$top/vm/prepare-kernels.sh" "${lines[@]}" >/dev/null
+# Per line: its KVER, and where its distribution lives: "" (the host) or the sid root.
+declare -A kver sysroot
+for line in "${lines[@]}"; do
+  # shellcheck source=/dev/null
   kver[$line]=$(. "$cache/$line.env" && echo "$KVER")
-  [[ -f /usr/src/linux-headers-${kver[$line]}/Makefile ]] ||
-    die "no headers for ${kver[$line]} under /usr/src"
+  sysroot[$line]=""
+  [[ $line == newest ]] && sysroot[$line]=$cache/sid-root
+  [[ -f ${sysroot[$line]}/usr/src/linux-headers-${kver[$line]}/Makefile ]] ||
+    die "no headers for ${kver[$line]} under ${sysroot[$line]}/usr/src"
 done
 version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/dkms.conf")
 cmake_version=$(sed -n 's/^project(dblock VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
 [[ $version == "$cmake_version" ]] ||
   die "dkms.conf says $version, CMakeLists.txt $cmake_version: bump both"
 
+# in_sys LINE CMD...: CMD where LINE's distribution lives.
+in_sys() {
+  local line=$1
+  shift
+  if [[ -n ${sysroot[$line]} ]]; then
+    "$top/vm/sid-root.sh" run -- "$@"
+  else
+    "$@"
+  fi
+}
+
 cleanup() {
   if ((keep == 0)); then
-    make -s -C "$top" dkms-uninstall >/dev/null 2>&1 || true
+    for line in "${lines[@]}"; do
+      in_sys "$line" make -s -C "$top" dkms-uninstall >/dev/null 2>&1 || true
+    done
   fi
 }
 trap cleanup EXIT
 
 start=$SECONDS
-make -s -C "$top" dkms-uninstall >/dev/null 2>&1 || true
-log "make dkms-install KVER=\"${kver[6.1]} ${kver[6.12]}\""
-make -s -C "$top" dkms-install KVER="${kver[6.1]} ${kver[6.12]}" >/tmp/dkms-install.$$.log 2>&1 ||
-  { cat /tmp/dkms-install.$$.log >&2; die "make dkms-install failed"; }
-rm -f /tmp/dkms-install.$$.log
-log "built and installed for both kernels in $((SECONDS - start))s"
-dkms status -m dblock -v "$version" >&2
-
 rc=0
-for line in 6.1 6.12; do
-  k=${kver[$line]}
-  dkms status -m dblock -v "$version" -k "$k" | grep -q ': installed' ||
+for line in "${lines[@]}"; do
+  k=${kver[$line]} r=${sysroot[$line]}
+  in_sys "$line" make -s -C "$top" dkms-uninstall >/dev/null 2>&1 || true
+  log "$line: make dkms-install KVER=$k${r:+ (in $r)}"
+  t0=$SECONDS
+  in_sys "$line" make -s -C "$top" dkms-install KVER="$k" >/var/tmp/dkms-install.$$.log 2>&1 ||
+    { cat /var/tmp/dkms-install.$$.log >&2; die "$line: make dkms-install failed"; }
+  rm -f /var/tmp/dkms-install.$$.log
+  log "$line: built and installed in $((SECONDS - t0))s"
+  in_sys "$line" dkms status -m dblock -v "$version" -k "$k" | grep -q ': installed' ||
     die "dkms status does not say installed for $k"
-  ko=$(ls /var/lib/dkms/dblock/"$version"/"$k"/*/module/dblock.ko* 2>/dev/null | head -n1)
-  [[ -n $ko ]] || die "no DKMS-built module for $k under /var/lib/dkms/dblock/$version"
-  [[ -f /lib/modules/$k/updates/dkms/${ko##*/} ]] || die "not installed under /lib/modules/$k/updates/dkms"
+  ko=$(ls "$r"/var/lib/dkms/dblock/"$version"/"$k"/*/module/dblock.ko* 2>/dev/null | head -n1)
+  [[ -n $ko ]] || die "no DKMS-built module for $k under $r/var/lib/dkms/dblock/$version"
+  ls "$r/lib/modules/$k/updates/dkms/${ko##*/}" "$r/usr/lib/modules/$k/updates/dkms/${ko##*/}" \
+    >/dev/null 2>&1 || die "not installed under $r/lib/modules/$k/updates/dkms"
   signer=$(modinfo -F signer "$ko")
   [[ $signer == "DKMS module signing key" ]] || die "$ko is not signed by DKMS (signer '$signer')"
   vermagic=$(modinfo -F vermagic "$ko")
