@@ -19,3 +19,16 @@ host_sources() {
 host_mirror() {
   host_sources | awk '$1 !~ /security/ {print $1; exit}'
 }
+
+# need_packages PKG...: installs on the host those of the given packages that are
+# missing (not scripts/install-deps.sh: that would also install everything else the
+# project needs).
+need_packages() {
+  local missing=() p
+  for p in "$@"; do
+    [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  echo "installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

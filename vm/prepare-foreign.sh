@@ -49,17 +49,6 @@ case $line in
   *) die "unknown kernel line '$line' (want 6.1 or 6.12)" ;;
 esac
 ((EUID == 0)) || die "run as root (writes $CACHE)"
-# Installs the given packages if missing (not scripts/install-deps.sh: that would also
-# install everything else the project needs).
-need_packages() {
-  local missing=() p
-  for p in "$@"; do
-    [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  echo "installing ${missing[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 need_packages qemu-system-arm qemu-system-x86 qemu-user-static binfmt-support debootstrap \
   busybox-static kmod cpio xz-utils
 

@@ -29,16 +29,6 @@ export DEBIAN_FRONTEND=noninteractive
 die() { echo "sid-root: $*" >&2; exit 1; }
 log() { echo "sid-root: $*" >&2; }
 
-need_host() {
-  local missing=() p
-  for p in "$@"; do
-    [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing ${missing[*]} on the host"
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 # in_root CMD...: CMD in the root, in a private mount namespace (nothing to unmount).
 in_root() {
   local binds=(/var/tmp "$TOP") d cwd
@@ -71,7 +61,7 @@ ensure() {
   flock 8
   local want=${PACKAGES[*]}
   if [[ ! -f $ROOT/.dblock-sid-root ]]; then
-    need_host mmdebstrap
+    need_packages mmdebstrap
     local mirror t0=$SECONDS
     mirror=$(host_mirror)
     [[ -n $mirror ]] || die "no Debian mirror found in the host's /etc/apt/sources*"
