@@ -41,15 +41,16 @@ in_root() {
   unshare --mount --propagation private -- bash -euc '
     root=$1; cwd=$2; shift 2
     n=$1; shift
+    mount -t proc proc "$root/proc"
+    mount --rbind /sys "$root/sys"
+    mount --rbind /dev "$root/dev"
+    # Before the binds: a checkout under /tmp is bound onto this tmpfs.
+    mount -t tmpfs tmpfs "$root/tmp"
     for ((i = 0; i < n; i++)); do
       d=$1; shift
       mkdir -p "$root$d"
       mount --rbind "$d" "$root$d"
     done
-    mount -t proc proc "$root/proc"
-    mount --rbind /sys "$root/sys"
-    mount --rbind /dev "$root/dev"
-    mount -t tmpfs tmpfs "$root/tmp"
     exec chroot "$root" bash -c "cd \"\$1\" 2>/dev/null || cd /; shift; exec \"\$@\"" - "$cwd" "$@"
   ' - "$ROOT" "$cwd" "${#binds[@]}" "${binds[@]}" "$@"
 }
