@@ -84,7 +84,6 @@ section "kernel style"
 "$top/scripts/check-kernel-style.sh" 2>&1 | tee "$log"
 add_counts "$log"
 
-
 section "installed package (make install, out-of-tree consumers)"
 if [ "${DBLOCK_INSTALL_TEST:-1}" = 1 ] && [ -x "$top/tests/install/run.sh" ]; then
 	"$top/tests/install/run.sh" --no-guest >"$log" 2>&1 || { tail -30 "$log"; total_failed=$((total_failed + 1)); }

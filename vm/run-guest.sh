@@ -57,7 +57,7 @@ if [[ $src == /tmp || $src == /tmp/* ]]; then
 fi
 cwd=$(pwd -P)
 if [[ $cwd == /tmp || $cwd == /tmp/* ]]; then
-  case $cwd in "$src" | "$src"/*) [[ -n $src_cmdline ]] || cwd=/ ;; *) cwd=/ ;; esac
+  case $cwd in "$src" | "$src"/*) ;; *) cwd=/ ;; esac
 fi
 {
   # configfs is a module in Debian's kernels, so the initramfs cannot mount it
