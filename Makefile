@@ -5,7 +5,7 @@
 #   make demo          the main job: a QEMU guest serves and mounts a ramdisk
 #   make check         every test: unit tests, then guest tests on 6.1 and 6.12
 #   make bench         the side-by-side benchmark (not a test)
-#   make bench-rbd     krbd, rbd-nbd and dblock-rbd on one Ceph cluster (not a test)
+#   make bench-rbd     krbd, rbd-nbd and dblock-serve (rbd:) on one Ceph cluster (not a test)
 #   make install       libdblock (static, shared), headers, pkg-config and CMake files,
 #                      tools, man pages, udev rule, systemd unit: PREFIX=/usr/local, DESTDIR
 #   make dkms-install  dblock.ko through DKMS (root), for KVER="..." (default: running kernel)
@@ -58,6 +58,8 @@ install:
 	cmake -S . -B "$(BUILD_DIR)" -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) -DCMAKE_INSTALL_PREFIX="$(PREFIX)" $(CMAKE_ARGS)
 	cmake --build "$(BUILD_DIR)" -j "$$(nproc)"
 	DESTDIR="$(DESTDIR)" cmake --install "$(BUILD_DIR)"
+	@# The tools link libdblock.so.0: refresh the loader's cache for it.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 uninstall:
 	@[ -f "$(BUILD_DIR)/install_manifest.txt" ] || { echo "error: nothing installed from $(BUILD_DIR)" >&2; exit 1; }

@@ -20,6 +20,7 @@ FIO_CPU=1 SERVER_CPU=0
 CTL=$BIN/dblockctl
 SAMPLE=$BIN/dblock_sample_ramdisk
 SERVE=$BIN/dblock-serve
+SERVE_EXTRA=()
 
 log() { echo "bench: [$(cut -d' ' -f1 /proc/uptime)s] $*" >&2; }
 note() { echo "$*" >>"$RAW/notes.txt"; }
@@ -37,31 +38,44 @@ JOBS=(
 want() { [[ -z $ONLY ]] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 # Per-thread counters of process $1 (all its threads): tid comm vcsw nvcsw utime stime cpu migrations
+# Bash builtins only: a server with a worker pool has dozens of threads, and a
+# process started per thread costs seconds under TCG.
 thread_snapshot() {
-  local pid=$1 t
+  local pid=$1 t st comm rest vcs nvcs mig k v
+  local -a f
   for t in /proc/"$pid"/task/*; do
-    [[ -r $t/stat ]] || continue
-    local st comm rest vcs nvcs mig
-    st=$(<"$t/stat") || continue
+    read -r st <"$t/stat" 2>/dev/null || continue
     comm=${st#*(}; comm=${comm%%)*}; comm=${comm// /_}
     rest=${st##*) }
     read -r -a f <<<"$rest"
-    vcs=$(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status")
-    nvcs=$(awk '/^nonvoluntary_ctxt_switches/{print $2}' "$t/status")
-    mig=$(awk '/nr_migrations/{print $3; exit}' "$t/sched" 2>/dev/null)
+    vcs=0 nvcs=0 mig=0
+    while read -r k v; do
+      case $k in
+        voluntary_ctxt_switches:) vcs=$v ;;
+        nonvoluntary_ctxt_switches:) nvcs=$v ;;
+      esac
+    done <"$t/status"
+    # "se.nr_migrations   :   N" (only with CONFIG_SCHED_DEBUG)
+    while read -r k _ v; do
+      [[ $k == se.nr_migrations ]] && { mig=$v; break; }
+    done <"$t/sched" 2>/dev/null
     # after "pid (comm) ": f[0]=state ... utime=f[11] stime=f[12] processor=f[36]
-    echo "${t##*/} $comm $vcs $nvcs ${f[11]} ${f[12]} ${f[36]} ${mig:-0}"
+    echo "${t##*/} $comm $vcs $nvcs ${f[11]} ${f[12]} ${f[36]} $mig"
   done
 }
 
 cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
 
 # run_fio TARGET DEV [SERVER_PID]: every job in JOBS on DEV.
+declare -A SCHED_NOTED=()
 run_fio() {
   local target=$1 dev=$2 spid=${3:-} job name opts out pin sched
   # The I/O scheduler changes per-request cost: record which one each device had.
-  sched=$(cat "/sys/block/$(basename "$(readlink -f "$dev")")/queue/scheduler" 2>/dev/null || echo "n/a (bio-based)")
-  note "scheduler $target: $sched"
+  if [[ -z ${SCHED_NOTED[$target]:-} ]]; then
+    sched=$(cat "/sys/block/$(basename "$(readlink -f "$dev")")/queue/scheduler" 2>/dev/null || echo "n/a (bio-based)")
+    note "scheduler $target: $sched"
+    SCHED_NOTED[$target]=1
+  fi
   for job in "${JOBS[@]}"; do
     name=${job%% *} opts=${job#* }
     out=$RAW/fio/$target@$name
@@ -112,6 +126,9 @@ start_dblock() {
     file) truncate -s ${SIZE_MB}M /tmp/dblock-file.img
           "$SERVE" "$name" --backend file:/tmp/dblock-file.img --size ${SIZE_MB}M --queues "$queues" \
            --depth 64 --max-io 1M >"$RAW/$name.server.log" 2>&1 & ;;
+    # file:PATH: an existing file or block device, with extra dblock-serve options in SERVE_EXTRA.
+    file:*) "$SERVE" "$name" --backend "$backend" --size ${SIZE_MB}M --queues "$queues" \
+           --depth 64 --max-io 1M "${SERVE_EXTRA[@]}" >"$RAW/$name.server.log" 2>&1 & ;;
   esac
   DPID=$!
   if ! wait_blk "/dev/$name" "$DPID"; then
@@ -166,7 +183,10 @@ if ((!DBLOCK_OK)); then
   log "dblock sanity check failed: skipping every dblock measurement"
   dmesg | tail -20 >"$RAW/sanity-dmesg.txt"
 fi
-want() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]] && { ((DBLOCK_OK)) || [[ $1 == brd || $1 == null_blk || $1 == loop || $1 == nbd ]]; }; }
+want() {
+  [[ -z $ONLY || ",$ONLY," == *",$1,"* ]] &&
+    { ((DBLOCK_OK)) || [[ $1 == brd || $1 == null_blk || $1 == loop || $1 == nbd || $1 == null_blk-lat || $1 == loop-dio-lat ]]; }
+}
 
 # ---------------------------------------------------------------- references
 if want brd; then
@@ -238,6 +258,120 @@ if want dblock-ram-1q-coloc; then
     JOBS=("${saved[@]}")
     stop_dblock dbcol "$DPID"
   fi
+fi
+
+# ---------------------------------------------------------------- latency device
+# A null_blk device with 100 us (DBLOCK_BENCH_LAT_NSEC) timer completions (irqmode=2) that keeps its
+# data (memory_backed=1): queue depth matters on it as on real storage. On it,
+# side by side: the device itself (null_blk-lat), loop with direct I/O
+# (loop-dio-lat) and dblock-serve's file backend with O_DIRECT
+# (dblock-file-dio-lat), both directly on the block device. Made through
+# configfs, so it does not clash with the irqmode=0 null_blk reference. The
+# three take turns job by job (host load drifts); only the jobs where depth
+# matters run.
+LAT_JOBS=" rr4k_qd32 rw4k_qd32 sr1m_qd8 sw1m_qd8 "
+lat_targets=()
+for t in null_blk-lat loop-dio-lat dblock-file-dio-lat; do want "$t" && lat_targets+=("$t"); done
+if ((${#lat_targets[@]})); then
+  NBCFG=/sys/kernel/config/nullb/nullb_lat lat_mod=0 lat_ok=1 nbdev="" ldev="" lpid=""
+  LATENV=$RAW/lat.env
+  if [[ ! -d /sys/module/null_blk ]]; then
+    modprobe null_blk nr_devices=0 && lat_mod=1
+  fi
+  if [[ -d ${NBCFG%/*} ]] && mkdir "$NBCFG"; then
+    # Settings first, power last; size in MB.
+    for kv in size=$SIZE_MB blocksize=4096 memory_backed=1 irqmode=2 completion_nsec="${DBLOCK_BENCH_LAT_NSEC:-100000}" \
+              queue_mode=2 submit_queues=2 hw_queue_depth=64 power=1; do
+      echo "${kv#*=}" >"$NBCFG/${kv%%=*}" || { log "null_blk-lat: setting ${kv} failed"; lat_ok=0; break; }
+    done
+    if ((lat_ok)); then
+      # 6.12 names the disk after the configfs directory; older kernels nullb<index>.
+      nbdev=/dev/nullb_lat
+      [[ -b $nbdev ]] || nbdev=/dev/nullb$(cat "$NBCFG/index")
+      wait_blk "$nbdev" || { log "null_blk-lat: $nbdev did not appear"; lat_ok=0; }
+    fi
+    for a in size blocksize memory_backed irqmode completion_nsec queue_mode submit_queues hw_queue_depth; do
+      echo "nullb_$a=$(cat "$NBCFG/$a" 2>/dev/null)"
+    done >"$LATENV"
+    echo "nullb_dev=$nbdev" >>"$LATENV"
+  else
+    log "null_blk-lat: no configfs for null_blk (${NBCFG%/*})"; lat_ok=0
+  fi
+  if ((!lat_ok)); then
+    note "latency device: null_blk (irqmode=2, memory_backed) could not be made: null_blk-lat, loop-dio-lat, dblock-file-dio-lat skipped"
+  else
+    prefill "$nbdev"
+    if [[ " ${lat_targets[*]} " == *" loop-dio-lat "* ]]; then
+      modprobe loop
+      if ldev=$(losetup --find --show --direct-io=on "$nbdev" 2>"$RAW/loop-dio-lat.err"); then
+        ldio=$(cat "/sys/block/${ldev#/dev/}/loop/dio" 2>/dev/null)
+        { echo "loop_dev=$ldev"; echo "loop_dio=$ldio";
+          echo "loop_lbs=$(cat "/sys/block/${ldev#/dev/}/queue/logical_block_size")"; } >>"$LATENV"
+        [[ $ldio == 1 ]] || note "loop-dio-lat: $ldev does NOT do direct I/O (loop/dio=$ldio)"
+      else
+        log "loop-dio-lat: losetup failed: $(cat "$RAW/loop-dio-lat.err")"; ldev=""
+        note "loop-dio-lat: losetup --direct-io=on failed"
+      fi
+    fi
+    if [[ " ${lat_targets[*]} " == *" dblock-file-dio-lat "* ]]; then
+      if ! serve_available; then
+        note "dblock-file-dio-lat: skipped: $SERVE does not exist yet"
+      else
+        SERVE_EXTRA=()
+        if "$SERVE" --help 2>&1 | grep -q -- '--direct-io'; then
+          SERVE_EXTRA=(--direct-io); echo "dblock_direct_io=yes" >>"$LATENV"
+        else
+          echo "dblock_direct_io=no" >>"$LATENV"
+          note "dblock-file-dio-lat: this dblock-serve has no --direct-io: served WITHOUT O_DIRECT (page cache)"
+        fi
+        echo "dblock_args=--backend file:$nbdev --size ${SIZE_MB}M --queues 1 --depth 64 --max-io 1M ${SERVE_EXTRA[*]}" >>"$LATENV"
+        if start_dblock dbfiledio "file:$nbdev" 1; then
+          lpid=$DPID
+          # The data must reach the device: 1 MiB written through dblock, read back from null_blk.
+          head -c 1M /dev/urandom >/tmp/lat-check.bin
+          if dd if=/tmp/lat-check.bin of=/dev/dbfiledio bs=1M seek=3 oflag=direct status=none &&
+             cmp <(dd if="$nbdev" bs=1M skip=3 count=1 iflag=direct status=none) /tmp/lat-check.bin; then
+            echo "dblock_data_check=ok" >>"$LATENV"
+          else
+            echo "dblock_data_check=FAILED" >>"$LATENV"
+            note "dblock-file-dio-lat: 1 MiB written through dblock did not read back from $nbdev"
+          fi
+          rm -f /tmp/lat-check.bin
+        else
+          note "dblock-file-dio-lat: server failed to start"
+        fi
+        SERVE_EXTRA=()
+      fi
+    fi
+    # The prefill went to null_blk directly: warm loop and dblock up alike
+    # (1 s, unmeasured) so that neither pays for its first requests in a measured job.
+    [[ -n $lpid ]] && taskset -a -p -c $SERVER_CPU "$lpid" >/dev/null
+    for dev in ${ldev:+"$ldev"} ${lpid:+/dev/dbfiledio}; do
+      taskset -c $FIO_CPU fio --name=warmup --filename="$dev" --ioengine=libaio --direct=1 --time_based \
+        --runtime=1 --rw=randread --bs=4k --iodepth=32 --size=${SIZE_MB}M --norandommap --randrepeat=0 \
+        --output-format=terse >/dev/null 2>&1 || log "warm-up of $dev failed"
+    done
+    saved=("${JOBS[@]}")
+    for job in "${saved[@]}"; do
+      [[ $LAT_JOBS == *" ${job%% *} "* ]] || continue
+      JOBS=("$job")
+      for t in "${lat_targets[@]}"; do
+        case $t in
+          null_blk-lat) run_fio "$t" "$nbdev" ;;
+          loop-dio-lat) [[ -n $ldev ]] && run_fio "$t" "$ldev" ;;
+          dblock-file-dio-lat) [[ -n $lpid ]] && run_fio "$t" /dev/dbfiledio "$lpid" ;;
+        esac
+      done
+    done
+    JOBS=("${saved[@]}")
+    [[ -n $lpid ]] && stop_dblock dbfiledio "$lpid"
+    [[ -n $ldev ]] && losetup -d "$ldev"
+  fi
+  if [[ -d $NBCFG ]]; then
+    echo 0 >"$NBCFG/power" 2>/dev/null
+    rmdir "$NBCFG" || log "null_blk-lat: rmdir $NBCFG failed"
+  fi
+  ((lat_mod)) && { rmmod null_blk || log "rmmod null_blk failed"; }
 fi
 
 # ---------------------------------------------------------------- interleaved

@@ -1,13 +1,13 @@
 #!/bin/bash
 # Ceph RBD three ways, in one guest boot against one throwaway cluster:
 # krbd (`rbd map`, the kernel client), rbd-nbd (librbd behind NBD) and
-# dblock-rbd (librbd's async API behind dblock).  The same fio jobs as
+# dblock-serve --backend rbd: (librbd's async API behind dblock).  The same fio jobs as
 # bench/guest-bench.sh: 4k randread QD1/QD32, 4k randwrite QD32, 1 MiB
 # sequential read/write QD8.  Prints a table of IOPS and ratios.
 #   usage: bench/rbd-bench.sh [--kernel 6.12|6.1] [--runtime S] [--ramp S] [--rounds N] [--mem MB]
 #                             [--osds N] [--queues N] [--depth N] [--librbd-conf "KEY=VALUE ..."]
 # On the host it installs what it needs (scripts/install-deps.sh: Ceph,
-# rbd-nbd, fio), builds dblock-rbd and dblock.ko for the guest kernel, and
+# rbd-nbd, fio), builds dblock-serve and dblock.ko for the guest kernel, and
 # runs a snapshot of them (`--no-build`: use build/bin and the module in
 # /var/tmp/dblock-kmod-bench/KVER as they are).
 # TCG emulation: figures are not absolute speeds; only ratios within one run
@@ -51,20 +51,21 @@ if ((!in_guest)); then
   kmod=/var/tmp/dblock-kmod-bench
   if ((build)); then
     "$TOP/scripts/install-deps.sh" || { say "installing packages failed"; exit 1; }
-    say "building dblock-rbd, dblockctl and dblock.ko for $KVER"
+    say "building dblock-serve, dblockctl and dblock.ko for $KVER"
     cmake -S "$TOP" -B "$TOP/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$TOP/build" -j2 --target dblock-rbd dblockctl >"$out/build.log" 2>&1 ||
+    cmake --build "$TOP/build" -j2 --target dblock-serve dblockctl >"$out/build.log" 2>&1 ||
       { tail -20 "$out/build.log" >&2; exit 1; }
     "$TOP/scripts/build-module.sh" "$KDIR" "$kmod/$KVER" >>"$out/build.log" 2>&1 ||
       { tail -20 "$out/build.log" >&2; exit 1; }
   fi
   # A snapshot: a rebuild of build/bin must not change what the guest runs.
   mkdir -p "$out/bin" "$out/kmod/$KVER"
-  cp "$TOP/build/bin/dblock-rbd" "$TOP/build/bin/dblockctl" "$out/bin/"
+  cp "$TOP/build/bin/dblock-serve" "$TOP/build/bin/dblockctl" "$out/bin/"
+  cp -a "$TOP"/build/lib/libdblock.so* "$out/bin/"
   cp "$kmod/$KVER/dblock.ko" "$out/kmod/$KVER/"
   echo "git $(git -C "$TOP" rev-parse --short HEAD), $(date -u +%FT%TZ), host: $(uptime)" >"$out/host.env"
   "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 3600 --out "$out" -- \
-    env DBLOCK_BIN="$out/bin" DBLOCK_KMOD_DIR="$out/kmod" \
+    env DBLOCK_BIN="$out/bin" LD_LIBRARY_PATH="$out/bin" DBLOCK_KMOD_DIR="$out/kmod" \
     "$TOP/bench/rbd-bench.sh" --in-guest --runtime "$runtime" --ramp "$ramp" --rounds "$rounds" --osds "$osds" \
     --queues "$queues" --depth "$depth" --librbd-conf "$librbd_conf" --out "$out"
   [[ -s $out/table.md ]] || { say "no table: see $out/console.log"; exit 1; }
@@ -163,7 +164,7 @@ client_args=()
 for kv in $librbd_conf; do client_args+=("--$kv"); done
 log "librbd options of both librbd clients: ${librbd_conf:-defaults}"
 # librados reads CEPH_ARGS; rbd-nbd takes the same options on its command line.
-CEPH_ARGS="${client_args[*]}" start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth"
+CEPH_ARGS="${client_args[*]}" start_rbd_server rbdbench img-dblock --queues "$queues" --depth "$depth" --max-io 512K
 cat /tmp/rbd-rbdbench.log
 DEV[dblock]=/dev/rbdbench
 modprobe rbd

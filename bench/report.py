@@ -25,7 +25,11 @@ JOB_NAMES = dict(JOBS)
 REFS = ["brd", "null_blk", "loop", "nbd"]
 DBLOCK = [f"dblock-{b}-{q}q" for b in ("null", "ram", "file") for q in (1, 2)]
 EXTRA = ["dblock-ram-1q-coloc"]
-TARGETS = REFS + DBLOCK + EXTRA
+# On a memory-backed null_blk with 100 us timer completions (see guest-bench.sh).
+LAT = ["null_blk-lat", "loop-dio-lat", "dblock-file-dio-lat"]
+LAT_JOBS = ["rr4k_qd32", "rw4k_qd32", "sr1m_qd8", "sw1m_qd8"]
+LAT_NEED = 0.9  # dblock-file-dio-lat / loop-dio-lat
+TARGETS = REFS + DBLOCK + EXTRA + LAT
 RATIO_REFS = ["brd", "null_blk", "nbd"]
 
 
@@ -188,6 +192,27 @@ def main():
         check(f"dblock {b}: 2 queues/2 jobs >= 1 queue/2 jobs", f"dblock-{b}-2q", "rr4k_qd32_2j",
               f"dblock-{b}-1q", 1.0, v)
 
+    # Latency device: dblock file backend (O_DIRECT) vs loop (direct I/O), same device.
+    lat_env = read_kv(os.path.join(RAW, "lat.env"))
+    latency = {}
+    if any(t in results for t in LAT):
+        dio = lat_env.get("dblock_direct_io")
+        latency = dict(env=lat_env, need=LAT_NEED, jobs={})
+        for job in LAT_JOBS:
+            v = {t: results.get(t, {}).get(job) for t in LAT}
+            if not any(v.values()):
+                continue
+
+            def rel(a, b):
+                return round(v[a]["iops"] / v[b]["iops"], 3) if v[a] and v[b] and v[b]["iops"] > 0 else None
+            e = dict(dblock_vs_loop=rel("dblock-file-dio-lat", "loop-dio-lat"),
+                     dblock_vs_raw=rel("dblock-file-dio-lat", "null_blk-lat"),
+                     loop_vs_raw=rel("loop-dio-lat", "null_blk-lat"))
+            latency["jobs"][job] = e
+            what = (f"dblock file O_DIRECT {JOB_NAMES[job]} >= {LAT_NEED}x loop direct I/O "
+                    f"({lat_us(lat_env)} us null_blk)" + (" [dblock ran WITHOUT --direct-io]" if dio == "no" else ""))
+            check(what, "dblock-file-dio-lat", job, "loop-dio-lat", LAT_NEED, e["dblock_vs_loop"])
+
     # Memory.
     mem = {}
     m = os.path.join(RAW, "mem")
@@ -296,7 +321,7 @@ def main():
             check(what, key.split("/")[0], job, key.split("/")[1], need, v)
 
     data = dict(host=host, guest=guest, notes=notes, results=results, ratios=ratios, checks=checks,
-                interleaved=inter,
+                interleaved=inter, latency=latency,
                 memory=mem, scale=scale, profile=profile,
                 caveat="QEMU TCG (software emulation) on a shared 2-core host: figures are not absolute "
                        "speeds; only ratios within this one boot mean something (run-to-run spread +-15%, "
@@ -330,6 +355,15 @@ def write_md(d):
              "inline, 2 submit queues), loop over a tmpfs file (buffered), nbd + `nbdkit memory` over a "
              "unix socket (1 connection). dblock RAM = dblock_sample_ramdisk, null/file = dblock-serve; "
              "depth 64, max I/O 1 MiB.")
+    if d.get("latency"):
+        e = d["latency"]["env"]
+        L.append(f"- latency device (`*-lat`): null_blk made through configfs, irqmode={e.get('nullb_irqmode', '?')} "
+                 f"(timer) completion_nsec={e.get('nullb_completion_nsec', '?')}, "
+                 f"memory_backed={e.get('nullb_memory_backed', '?')}, {e.get('nullb_size', '?')} MB, "
+                 f"bs {e.get('nullb_blocksize', '?')}, {e.get('nullb_submit_queues', '?')} submit queues, "
+                 f"depth {e.get('nullb_hw_queue_depth', '?')}; `loop-dio-lat` = `losetup --direct-io=on` on it "
+                 f"(loop/dio={e.get('loop_dio', '?')}); `dblock-file-dio-lat` = `dblock-serve "
+                 f"{e.get('dblock_args', '?')}`. The three take turns job by job.")
     for n in d["notes"]:
         L.append(f"- note: {n}")
     L.append("")
@@ -348,13 +382,20 @@ def write_md(d):
             L.append(f"| {t} | {jn} | {fmt_iops(r['iops'])} | {r['bw_mib']:.0f} | {r['lat_mean_us']:.0f} | "
                      f"{r['clat_p99_us']:.0f} | " + " | ".join(cells) + " |")
     L.append("")
-    L.append("## Targets (issue #5, ratios)\n")
+    if d.get("latency"):
+        write_latency_md(L, d)
+    L.append("## Targets (ratios)\n")
     L.append("| target | measured | verdict |")
     L.append("| --- | ---: | --- |")
+    missing = 0
     for c in d["checks"]:
-        v = "n/a (not measured)" if c["value"] is None else ("holds" if c["holds"] else "**MISS**")
-        m = "" if c["value"] is None else f"{c['value']:.2f}x"
-        L.append(f"| {c['target']} | {m} | {v} |")
+        if c["value"] is None:
+            missing += 1
+            continue
+        v = "holds" if c["holds"] else "**MISS**"
+        L.append(f"| {c['target']} | {c['value']:.2f}x | {v} |")
+    if missing:
+        L.append(f"\n{missing} more target(s) not measured in this run.")
     L.append("")
     if d.get("interleaved"):
         L.append("## Interleaved rounds (drift-robust ratios)\n")
@@ -449,6 +490,53 @@ def write_md(d):
     open(PREFIX + ".md", "w").write("\n".join(L) + "\n")
 
 
+def lat_us(env):
+    try:
+        return f"{int(env.get('nullb_completion_nsec')) / 1000:g}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def write_latency_md(L, d):
+    lat, res = d["latency"], d["results"]
+    e = lat["env"]
+    L.append("## Latency device: dblock file backend (O_DIRECT) vs loop (direct I/O)\n")
+    L.append(f"Both on the same null_blk device with {lat_us(e)} us "
+             "timer completions (memory-backed), so throughput depends on how many requests each keeps in "
+             "flight (under TCG a timer completion also costs much CPU: null_blk-lat itself stays far below "
+             "depth / latency). Per job: IOPS (4k) or MiB/s (1M), mean latency in us; ratios of IOPS. "
+             f"**Target: dblock-file-dio-lat >= {lat['need']}x loop-dio-lat** in each of these jobs.\n")
+    if e.get("dblock_direct_io") == "no":
+        L.append("**dblock-serve had no `--direct-io` in this run: dblock-file-dio-lat went through the "
+                 "page cache; its ratio is not the O_DIRECT comparison.**\n")
+    if e.get("dblock_data_check") and e["dblock_data_check"] != "ok":
+        L.append(f"**Data check (1 MiB written through dblock, read back from null_blk): "
+                 f"{e['dblock_data_check']}.**\n")
+    L.append("| job | null_blk-lat | loop-dio-lat | dblock-file-dio-lat | **dblock / loop** | target | verdict "
+             "| dblock / null_blk-lat | loop / null_blk-lat |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+
+    def cell(t, j):
+        r = res.get(t, {}).get(j)
+        if not r:
+            return ""
+        v = f"{r['bw_mib']:.0f} MiB/s" if j.startswith("s") else fmt_iops(r["iops"])
+        return f"{v} ({r['lat_mean_us']:.0f} us)"
+
+    def x(v):
+        return "" if v is None else f"{v:.2f}x"
+    for j in LAT_JOBS:
+        r = lat["jobs"].get(j)
+        if not r:
+            continue
+        v = r["dblock_vs_loop"]
+        verdict = "n/a" if v is None else ("holds" if v >= lat["need"] else "**MISS**")
+        L.append(f"| {JOB_NAMES[j]} | {cell('null_blk-lat', j)} | {cell('loop-dio-lat', j)} | "
+                 f"{cell('dblock-file-dio-lat', j)} | **{x(v)}** | >= {lat['need']}x | {verdict} | "
+                 f"{x(r['dblock_vs_raw'])} | {x(r['loop_vs_raw'])} |")
+    L.append("")
+
+
 def write_png(d):
     import matplotlib
     matplotlib.use("Agg")
@@ -458,7 +546,8 @@ def write_png(d):
               "dblock-null-1q": "#aec7e8", "dblock-null-2q": "#1f77b4",
               "dblock-ram-1q": "#98df8a", "dblock-ram-2q": "#2ca02c",
               "dblock-file-1q": "#ffbb78", "dblock-file-2q": "#ff7f0e",
-              "dblock-ram-1q-coloc": "#9467bd"}
+              "dblock-ram-1q-coloc": "#9467bd",
+              "null_blk-lat": "#7f7f7f", "loop-dio-lat": "#c7c7c7", "dblock-file-dio-lat": "#8c564b"}
     res, title_extra = d["results"], ""
     if "brd" not in res and d.get("interleaved"):
         # No full matrix in this run: chart the interleaved rounds' median IOPS.
@@ -467,7 +556,7 @@ def write_png(d):
             for t, v in e["iops"].items():
                 m = sorted(v)[len(v) // 2]
                 res.setdefault(t, {})[j] = dict(iops=m, bw_mib=m * (1 if j.startswith("s") else 4 / 1024))
-        for t in EXTRA:
+        for t in EXTRA + LAT:
             for j, r in d["results"].get(t, {}).items():
                 res.setdefault(t, {})[j] = r
         d = dict(d, results=res, ratios={t: {j: {"brd": res[t][j]["iops"] / res["brd"][j]["iops"]}
@@ -475,6 +564,8 @@ def write_png(d):
                                          for t in res if t.startswith("dblock")})
     present = [t for t in TARGETS if t in res]
     jobs = [(j, jn) for j, jn in JOBS if any(j in res[t] for t in present)]
+    if not jobs:
+        return
     fig, axes = plt.subplots(2, (len(jobs) + 1) // 2, figsize=(6 * ((len(jobs) + 1) // 2), 10.5))
     for ax, (j, jn) in zip(axes.flat, jobs):
         ts = [t for t in present if j in d["results"][t]]
@@ -496,6 +587,9 @@ def write_png(d):
             rr = d["ratios"].get(t, {}).get(j, {})
             if "brd" in rr:
                 label += f"  = {rr['brd']:.2f}x brd" if rr["brd"] >= 0.1 else f"  = {rr['brd']:.3f}x brd"
+            lr = d.get("latency", {}).get("jobs", {}).get(j, {}).get("dblock_vs_loop")
+            if t == "dblock-file-dio-lat" and lr is not None:
+                label += f"  = {lr:.2f}x loop-dio-lat"
             ax.text(max(b.get_width(), low / 3) * 1.1, b.get_y() + b.get_height() / 2, label,
                     va="center", fontsize=9)
     g, h = d["guest"], d["host"]

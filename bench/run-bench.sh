@@ -1,21 +1,29 @@
 #!/bin/bash
 # Side-by-side block benchmark (not a test): fio in one QEMU guest boot on brd,
 # null_blk, loop over tmpfs, NBD (nbdkit memory, unix socket) and dblock
-# (null, RAM and file backends, 1 and 2 queues), then dblock memory, scale
-# (256 devices) and a profile of the RAM 4k random-read path.
+# (null, RAM and file backends, 1 and 2 queues), dblock's file backend with
+# O_DIRECT vs loop with direct I/O on a null_blk device with 100 us latency,
+# then dblock memory, scale (256 devices) and a profile of the RAM 4k
+# random-read path.
 #   usage: bench/run-bench.sh [--kernel 6.12|6.1] [--quick] [--runtime S] [--ramp S]
 #                             [--mem MB] [--only T1,T2,...] [--no-install] [--no-build]
 #                             [--prebuilt DIR]  (DIR/dblock.ko and DIR/bin/: a known-good pair)
 #                             [--modparams "poll_us=0"]  (dblock.ko's parameters)
+#                             [--results DIR]  (where latest.{md,json,png} go)
+#                             [--lat-us US]  (the *-lat device's completion time, default 100)
 # Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved
 #   dblock-ram-1q-coloc profile mem scale
-# Output: bench/results/latest.{md,json,png} (and the raw files under
-# bench/results/raw-latest/). TCG emulation: figures are not absolute speeds;
-# only ratios within one run mean something.
+#   null_blk-lat loop-dio-lat dblock-file-dio-lat  (100 us latency null_blk device)
+# Output: a full run writes bench/results/latest.{md,json,png} (tracked) and
+# copies the raw files to bench/results/raw-latest/ (git-ignored); a --quick or
+# --only run leaves bench/results/ alone and writes its report next to its raw
+# files in the run dir (/var/tmp/dblock-bench/LINE-XXXXXX/), unless --results.
+# TCG emulation: figures are not absolute speeds; only ratios within one run
+# mean something.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt="" modparams=""
+line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt="" modparams="" results="" lat_us=100
 while (($#)); do
   case $1 in
     --kernel) line=${2:?}; shift 2 ;;
@@ -28,7 +36,9 @@ while (($#)); do
     --no-build) build=0; shift ;;
     --prebuilt) prebuilt=$(cd "${2:?}" && pwd); build=0; shift 2 ;;
     --modparams) modparams=${2?}; shift 2 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \?//'; exit 0 ;;
+    --results) results=${2:?}; shift 2 ;;
+    --lat-us) lat_us=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \?//'; exit 0 ;;
     *) echo "run-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -81,13 +91,14 @@ cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
   echo "guest_mem_mb=$mem"
   echo "binaries=${prebuilt:-built from this tree now}"
   echo "modparams=${modparams:-defaults}"
+  echo "lat_us=$lat_us"
 } >"$out/host.env"
 
 # 4. The guest: every measurement in one boot.
 say "guest run: kernel $line, runtime ${runtime}s + ramp ${ramp}s per job, out $out"
 set +e
 "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 2400 --out "$out" -- \
-  env DBLOCK_BENCH_MODPARAMS="$modparams" "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
+  env DBLOCK_BENCH_MODPARAMS="$modparams" DBLOCK_BENCH_LAT_NSEC=$((lat_us * 1000)) "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
   >"$out/guest.log" 2>&1
 rc=$?
 set -e
@@ -100,11 +111,17 @@ if ((rc != 0)); then
   say "reporting the partial results"
 fi
 
-# 5. Report.
-res=$TOP/bench/results
+# 5. Report. Only a full run replaces the tracked bench/results/latest.*; the
+#    raw files never enter the tree (bench/results/raw-latest/ is git-ignored).
+if [[ -n $results ]]; then res=$results
+elif ((quick)) || [[ -n $only ]]; then res=$out
+else res=$TOP/bench/results
+fi
 mkdir -p "$res"
 "$PY" "$TOP/bench/report.py" "$out" "$res/latest"
-rm -rf "$res/raw-latest"
-cp -r "$out/raw" "$res/raw-latest"
-cp "$out/host.env" "$res/raw-latest/"
-say "results: $res/latest.md, latest.json, latest.png (raw: $out)"
+if [[ $(cd "$res" && pwd -P) != "$(cd "$out" && pwd -P)" ]]; then
+  rm -rf "$res/raw-latest"
+  cp -r "$out/raw" "$res/raw-latest"
+  cp "$out/host.env" "$res/raw-latest/"
+fi
+say "results: $res/latest.md, latest.json, latest.png (raw: $out/raw)"

@@ -171,7 +171,7 @@ fmt_dir=$(dirname "$(find /usr/lib/*/cmake/fmt /usr/share/cmake/fmt -name fmt-co
 targets=(dblockctl dblock_sample_ramdisk dblock_kernel_abi_test)
 [[ ${DBLOCK_XBUILD_UNIT:-0} == 1 ]] && targets+=(dblock_unit_tests dblock_server_tests)
 cmake -S "$top" -B "$bdir" -DCMAKE_TOOLCHAIN_FILE="$tc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	-DGTest_DIR="$bdir/gtest/install/lib/cmake/GTest" -Dfmt_DIR="$fmt_dir" -DDBLOCK_FMT_INCLUDE="$bdir/hostinc" >/dev/null
+	-DDBLOCK_STATIC_TOOLS=ON -DGTest_DIR="$bdir/gtest/install/lib/cmake/GTest" -Dfmt_DIR="$fmt_dir" -DDBLOCK_FMT_INCLUDE="$bdir/hostinc" >/dev/null
 cmake --build "$bdir" -j "$(nproc)" --target "${targets[@]}"
 for t in dblockctl dblock_sample_ramdisk dblock_kernel_abi_test; do
 	f=$bdir/bin/$t

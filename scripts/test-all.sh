@@ -59,6 +59,7 @@ cmake --build "$top/build" -j "$(nproc)" || exit 1
 section "build 32-bit userspace (for the 32-bit-on-64-bit guest case)"
 # Debian's multilib has no 32-bit kernel headers; x86's are shared by both.
 cmake -S "$top" -B "$top/build-m32" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDBLOCK_BUILD_TESTS=OFF \
+	-DDBLOCK_STATIC_TOOLS=ON \
 	-DCMAKE_CXX_FLAGS="-m32 -idirafter /usr/include/x86_64-linux-gnu" >/dev/null || exit 1
 cmake --build "$top/build-m32" -j "$(nproc)" --target dblock_sample_ramdisk dblockctl dblock-serve ||
 	exit 1

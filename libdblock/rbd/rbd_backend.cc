@@ -129,7 +129,9 @@ RbdBackend::RbdBackend(const Options& o) : spec_(o.pool + "/" + o.image) {
   }
   image_ = image;
 
-  rc = rbd_get_size(image, &size_);
+  std::uint64_t size = 0;
+  rc = rbd_get_size(image, &size);
+  size_ = size;
   if (rc < 0) throw Error(-rc, what + ": get size");
 
   if (o.exclusive) {
@@ -211,6 +213,15 @@ void RbdBackend::start_flush(Op* op) {
   }
   op->completion.done(rc);
   delete op;
+}
+
+void RbdBackend::resize(std::uint64_t new_size) {
+  if (new_size <= size_.load()) return;
+  const int rc = rbd_resize(static_cast<rbd_image_t>(image_), new_size);
+  if (rc < 0) {
+    throw Error(-rc, fmt::format("rbd {}: grow the image to {} bytes", spec_, new_size));
+  }
+  size_ = new_size;
 }
 
 void RbdBackend::submit(const AsyncRequest& r, AsyncCompletion completion) {

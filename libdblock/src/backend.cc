@@ -1,5 +1,6 @@
 // Copyright (c) dblock authors.
 #include "backend_internal.h"
+#include "dblock/async_backend.h"
 #include "dblock/backend.h"
 
 #include <algorithm>
@@ -41,11 +42,18 @@ void Backend::write_zeroes(std::uint64_t offset, std::uint64_t length, bool /*ma
   }
 }
 
-void Backend::resize(std::uint64_t new_size) {
-  if (new_size > size()) {
-    throw Error(ENOSPC, fmt::format("grow to {} bytes: this backend holds only {}", new_size,
-                                    size()));
+namespace {
+
+void refuse_growth(std::uint64_t new_size, std::uint64_t size) {
+  if (new_size > size) {
+    throw Error(ENOSPC, fmt::format("grow to {} bytes: this backend holds only {}", new_size, size));
   }
 }
+
+}  // namespace
+
+void Backend::resize(std::uint64_t new_size) { refuse_growth(new_size, size()); }
+
+void AsyncBackend::resize(std::uint64_t new_size) { refuse_growth(new_size, size()); }
 
 }  // namespace dblock

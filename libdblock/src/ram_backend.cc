@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backend_internal.h"
+#include "dblock/mapping.h"
 
 namespace dblock {
 
@@ -34,7 +35,13 @@ void zero_and_free(std::byte* at, std::size_t length) {
 
 }  // namespace
 
-RamBackend::Chunk::Chunk() : memory(Mapping::anonymous(kChunkBytes, "a RAM backend chunk")) {}
+struct RamBackend::Chunk {
+  Chunk() : memory(Mapping::anonymous(kChunkBytes, "a RAM backend chunk")) {}
+  std::byte* data() const { return memory.bytes().data(); }
+
+  std::mutex mu;
+  Mapping memory;
+};
 
 RamBackend::RamBackend(std::uint64_t size_bytes) : size_(size_bytes) {}
 

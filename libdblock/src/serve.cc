@@ -1,8 +1,11 @@
 // Copyright (c) dblock authors.
 #include "dblock/serve.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +27,7 @@
 #include "dblock/error.h"
 #include "dblock/server.h"
 #include "dblock/size.h"
+#include "dblock/unique_fd.h"
 
 namespace dblock {
 namespace {
@@ -45,16 +49,20 @@ class Printer {
   std::string prefix_;
 };
 
+// How long a destroy retries while the disk is busy: udev probes a disk
+// after writes (blkid), which under load can take seconds.
+constexpr int kDestroyAttempts = 100;
+constexpr std::chrono::milliseconds kDestroyRetry{200};
+
 // Destroys the device, which makes the server see GONE and run() return.
 void destroy_device(const std::string& name, const Printer& out) {
-  // udev may hold the disk open for a moment (EBUSY): retry briefly.
   for (int attempt = 1;; ++attempt) {
     try {
       ControlDevice().destroy(name);
       return;
     } catch (const Error& e) {
-      if (e.code().value() == EBUSY && attempt < 10) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (e.code().value() == EBUSY && attempt < kDestroyAttempts) {
+        std::this_thread::sleep_for(kDestroyRetry);
         continue;
       }
       // Best effort: exiting closes the channel, and the kernel fails what is left.
@@ -83,18 +91,44 @@ bool may_hand_over(const std::string& name, const Printer& out) {
   return false;
 }
 
-// Takes the signals of ServeOptions with sigtimedwait(): they are blocked in
+// Takes the signals of ServeOptions from a signalfd: they are blocked in
 // every thread, so no handler runs in an arbitrary thread.  SIGUSR1 hands
 // the device over (sets handed_over and stops the server); the others
-// destroy it.
-std::jthread watch_signals(const sigset_t& signals, std::string name, const Printer& out,
-                           Server& server, std::atomic<bool>& handed_over) {
-  return std::jthread([signals, name = std::move(name), &out, &server,
-                       &handed_over](std::stop_token stop) {
-    const timespec tick{0, 200'000'000};
-    while (!stop.stop_requested()) {
-      const int sig = ::sigtimedwait(&signals, nullptr, &tick);
-      if (sig < 0) continue;
+// destroy it.  Stopped through an eventfd: it never wakes up for nothing.
+class SignalWatcher {
+ public:
+  SignalWatcher(const sigset_t& signals, std::string name, const Printer& out, Server& server,
+                std::atomic<bool>& handed_over)
+      : signals_(::signalfd(-1, &signals, SFD_CLOEXEC)), stop_(::eventfd(0, EFD_CLOEXEC)) {
+    if (!signals_ || !stop_) {
+      const int err = errno;
+      throw Error(err, "watch signals: signalfd/eventfd");
+    }
+    thread_ = std::jthread([this, name = std::move(name), &out, &server, &handed_over] {
+      watch(name, out, server, handed_over);
+    });
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+  ~SignalWatcher() {
+    const std::uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof(one));
+  }
+
+ private:
+  void watch(const std::string& name, const Printer& out, Server& server,
+             std::atomic<bool>& handed_over) {
+    for (;;) {
+      pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        out.complain(Error(errno, "watch signals: poll").what());
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      signalfd_siginfo info{};
+      if (::read(signals_.get(), &info, sizeof(info)) != sizeof(info)) continue;
+      const int sig = static_cast<int>(info.ssi_signo);
       if (sig == SIGUSR1) {
         if (!may_hand_over(name, out)) continue;
         out.say(fmt::format("got SIGUSR1, handing /dev/{} over to the next server", name));
@@ -106,11 +140,15 @@ std::jthread watch_signals(const sigset_t& signals, std::string name, const Prin
       destroy_device(name, out);
       return;
     }
-  });
-}
+  }
+
+  UniqueFd signals_;
+  UniqueFd stop_;
+  std::jthread thread_;  // last: joined first
+};
 
 // The existing device `name`, if a new server may take it.
-std::optional<DeviceInfo> find_unserved(const std::string& name, const Backend& backend,
+std::optional<DeviceInfo> find_unserved(const std::string& name, std::uint64_t backend_size,
                                         const Printer& out) {
   const std::string what = fmt::format("cannot attach to /dev/{}", name);
   DeviceInfo device;
@@ -133,10 +171,9 @@ std::optional<DeviceInfo> find_unserved(const std::string& name, const Backend& 
         device.server_pid, device.server_pid));
     return std::nullopt;
   }
-  if (backend.size() < device.config.size_bytes) {
+  if (backend_size < device.config.size_bytes) {
     out.complain(fmt::format("{}: the device ({}) is larger than its backend ({})", what,
-                             format_size(device.config.size_bytes),
-                             format_size(backend.size())));
+                             format_size(device.config.size_bytes), format_size(backend_size)));
     return std::nullopt;
   }
   return device;
@@ -204,21 +241,38 @@ std::string explain_create_error(const std::exception& error, const std::string&
   }
 }
 
-int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& options) {
+namespace {
+
+// What serve() needs to know of either kind of backend.
+struct BackendTraits {
+  std::uint64_t size = 0;
+  bool flush = false;
+  bool discard = false;
+  bool write_zeroes = false;
+  std::uint32_t discard_granularity = 0;
+};
+
+// serve() for both kinds: make_server builds the Server on the backend.
+template <typename MakeServer>
+int serve_device(const DeviceConfig& config, const BackendTraits& backend,
+                 const ServeOptions& options, const MakeServer& make_server) {
   const Printer out(options.program);
   DeviceConfig wanted = config;
   // What the backend can do, the device offers (a write cache must be told
   // about flushes).
-  wanted.flush = wanted.flush || backend.supports_flush();
-  wanted.discard = wanted.discard || backend.supports_discard();
-  wanted.write_zeroes = wanted.write_zeroes || backend.supports_write_zeroes();
+  wanted.flush = wanted.flush || backend.flush;
+  wanted.discard = wanted.discard || backend.discard;
+  wanted.write_zeroes = wanted.write_zeroes || backend.write_zeroes;
+  if (wanted.discard && wanted.discard_granularity == 0) {
+    wanted.discard_granularity = backend.discard_granularity;
+  }
   if (!options.attach) {
     try {
       validate(wanted);
-      if (backend.size() < wanted.size_bytes) {
+      if (backend.size < wanted.size_bytes) {
         throw std::invalid_argument(fmt::format("the device ({}) is larger than its backend ({})",
                                                 format_size(wanted.size_bytes),
-                                                format_size(backend.size())));
+                                                format_size(backend.size)));
       }
     } catch (const std::exception& e) {
       out.complain(e.what());
@@ -246,7 +300,7 @@ int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& opti
 
   DeviceInfo device;
   if (options.attach) {
-    auto found = find_unserved(wanted.name, backend, out);
+    auto found = find_unserved(wanted.name, backend.size, out);
     if (!found) return 1;
     device = *found;
   } else {
@@ -260,10 +314,13 @@ int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& opti
 
   std::atomic<bool> handed_over{false};
   try {
-    Server server(device.id, backend);
-    std::jthread watcher;
-    if (watch) watcher = watch_signals(signals, device.config.name, out, server, handed_over);
-    server.run([&](const DeviceInfo& live) {
+    ServerOptions server_options;
+    server_options.workers = options.workers;
+    server_options.on_warning = [&out](const std::string& message) { out.complain(message); };
+    const std::unique_ptr<Server> server = make_server(device.id, server_options);
+    std::optional<SignalWatcher> watcher;
+    if (watch) watcher.emplace(signals, device.config.name, out, *server, handed_over);
+    server->run([&](const DeviceInfo& live) {
       if (options.on_started) {
         options.on_started(live);
         return;
@@ -289,6 +346,24 @@ int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& opti
     }
     return 1;
   }
+}
+
+}  // namespace
+
+int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& options) {
+  const BackendTraits traits{backend.size(), backend.supports_flush(), backend.supports_discard(),
+                             backend.supports_write_zeroes(), 0};
+  return serve_device(config, traits, options, [&](std::uint32_t id, const ServerOptions& o) {
+    return std::make_unique<Server>(id, backend, o);
+  });
+}
+
+int serve(const DeviceConfig& config, AsyncBackend& backend, const ServeOptions& options) {
+  const BackendTraits traits{backend.size(), backend.supports_flush(), backend.supports_discard(),
+                             backend.supports_write_zeroes(), backend.discard_granularity()};
+  return serve_device(config, traits, options, [&](std::uint32_t id, const ServerOptions& o) {
+    return std::make_unique<Server>(id, backend, o);
+  });
 }
 
 }  // namespace dblock

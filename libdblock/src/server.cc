@@ -1,184 +1,350 @@
 // Copyright (c) dblock authors.
+// The one server core: every backend, every queue, the whole lifecycle of
+// serving a device (see dblock/server.h).
 #include "dblock/server.h"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
-#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "dblock/error.h"
+#include "dblock/queue_buffer.h"
+#include "dblock/unique_fd.h"
 #include "queue_thread.h"
+#include "request.h"
+#include "sync_adapter.h"
 
 namespace dblock {
 namespace {
 
-void wake_handler(int) {}
-
-// Threads blocked in the kernel return EINTR only for a signal with a handler
-// installed without SA_RESTART.
-void install_wake_handler() {
-  struct sigaction sa {};
-  sa.sa_handler = wake_handler;
-  sigemptyset(&sa.sa_mask);
-  if (::sigaction(SIGRTMIN, &sa, nullptr) < 0) {
-    const int err = errno;
-    throw Error(err, "install SIGRTMIN handler");
-  }
-}
+// The default number of workers of a blocking Backend is the device's
+// queues x depth, up to this: enough for a fast SSD (QD32), few enough that
+// their stacks stay small when the server locks its memory.
+constexpr std::uint64_t kMaxDefaultWorkers = 32;
 
 }  // namespace
 
-Server::Server(std::uint32_t device_id, Backend& backend)
-    : channel_path_(fmt::format("{}/{}", kChannelDir, device_id)),
-      backend_(backend),
-      dispatcher_(backend, info_.config) {
+namespace detail {
+
+// One hardware queue's state, shared between its thread and the threads
+// that complete its requests.
+struct AsyncQueue {
+  ServerCore* core = nullptr;
+  std::uint16_t index = 0;
+  std::span<std::byte> buffer;
+  std::uint64_t buffer_ptr = 0;  // dblock_serve.buffer_ptr
+  int channel = -1;
+
+  std::mutex mu;
+  std::condition_variable cv;           // the drain when stopping
+  std::vector<dblock_completion> done;  // guarded by mu
+  std::atomic<bool> sleeping{false};    // in (or about to enter) SERVE: kick it
+  std::atomic<bool> draining{false};    // waits on cv, not in the kernel
+
+  AsyncCompletion completion(std::uint16_t tag, std::uint32_t seq) {
+    return AsyncCompletion(this, tag, seq);
+  }
+  void kick() const { ::ioctl(channel, DBLOCK_IOC_KICK, static_cast<unsigned long>(index)); }
+};
+
+struct ServerCore {
+  // Opens the channel and sets up the queues; `backend` is set after.
+  ServerCore(std::uint32_t device_id, const ServerOptions& options);
+  void use(AsyncBackend& backend);
+
+  void run(const Server::StartedCallback& on_started);
+  void request_stop();
+  void serve_queue(AsyncQueue& q);
+  void submit(AsyncQueue& q, const dblock_request& r, std::vector<dblock_completion>& immediate);
+  void apply_resize();
+  void thread_finished(std::exception_ptr error);
+  std::string context() const;
+
+  AsyncBackend* backend = nullptr;
+  ServerOptions options;
+  DeviceInfo info;
+  std::string channel_path;
+  UniqueFd channel;
+  std::vector<QueueBuffer> buffers;
+  std::vector<std::unique_ptr<AsyncQueue>> queues;
+  // A Backend's workers, else empty.  After the queues: its threads end
+  // first.
+  std::optional<internal::SyncAdapter> adapter;
+
+  std::mutex resize_mu;
+  std::atomic<std::uint64_t> size_bytes{0};  // what requests are checked against
+  std::uint64_t kernel_size = 0;             // the device's, last seen; guarded by resize_mu
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> took_over{false};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> served{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;           // guarded by mu
+  unsigned ready = 0;        // queues that entered SERVE once; guarded by mu
+  std::exception_ptr error;  // guarded by mu
+};
+
+}  // namespace detail
+
+void AsyncCompletion::done(int result) const noexcept {
+  detail::AsyncQueue* q = queue_;
+  if (q == nullptr) return;
+  dblock_completion c{};
+  c.tag = tag_;
+  c.seq = seq_;
+  c.result = (result <= 0 && result > -4096) ? result : -EIO;
+  {
+    std::lock_guard lock(q->mu);
+    q->done.push_back(c);  // capacity reserved for the queue depth: no allocation
+  }
+  if (q->draining.load()) {
+    q->cv.notify_one();
+  } else if (q->sleeping.exchange(false)) {
+    // Sticky: a kick that comes before the thread waits ends its next wait.
+    q->kick();
+  }
+}
+
+namespace detail {
+
+ServerCore::ServerCore(std::uint32_t device_id, const ServerOptions& server_options)
+    : options(server_options),
+      channel_path(fmt::format("{}/{}", kChannelDir, device_id)) {
   const std::string what = fmt::format("serve device {}", device_id);
-  channel_.reset(::open(channel_path_.c_str(), O_RDWR | O_CLOEXEC));
-  if (!channel_) {
+  channel.reset(::open(channel_path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!channel) {
     const int err = errno;
-    throw Error(err, fmt::format("{}: open {}", what, channel_path_),
+    throw Error(err, fmt::format("{}: open {}", what, channel_path),
                 err == EBUSY ? "another server is attached" : "");
   }
-  info_ = from_uapi(internal::read_channel_info(channel_.get(), what, channel_path_));
-
-  const DeviceConfig& config = info_.config;
+  info = from_uapi(internal::read_channel_info(channel.get(), what, channel_path));
+  if ((info.features & DBLOCK_FEAT_KICK) == 0) {
+    throw Error(EPROTO, fmt::format("{}: this dblock.ko has no DBLOCK_IOC_KICK", context()),
+                "use dblock.ko and libdblock of the same release");
+  }
+  const DeviceConfig& config = info.config;
   const std::uint64_t needed = std::uint64_t{config.queue_depth} * config.max_io_bytes;
-  if (config.queues == 0 || info_.buffer_bytes < needed) {
+  if (config.queues == 0 || info.buffer_bytes < needed) {
     throw Error(EPROTO, fmt::format("{}: kernel reports {} queues of {} buffer bytes, need {}",
-                                    context(), config.queues, info_.buffer_bytes, needed));
+                                    context(), config.queues, info.buffer_bytes, needed));
   }
-  current_size_ = config.size_bytes;
-  // Constructed before info_ was read.
-  dispatcher_.set_size(config.size_bytes);
-  if (backend.size() < config.size_bytes) {
+  size_bytes = config.size_bytes;
+  kernel_size = config.size_bytes;
+  buffers.reserve(config.queues);
+  queues.reserve(config.queues);
+  for (std::uint16_t i = 0; i < config.queues; ++i) {
+    buffers.emplace_back(channel.get(), info, i, channel_path);
+    auto q = std::make_unique<AsyncQueue>();
+    q->core = this;
+    q->index = i;
+    q->buffer = buffers.back().bytes();
+    q->buffer_ptr = buffers.back().serve_ptr();
+    q->channel = channel.get();
+    q->done.reserve(config.queue_depth);
+    queues.push_back(std::move(q));
+  }
+}
+
+void ServerCore::use(AsyncBackend& b) {
+  if (b.size() < info.config.size_bytes) {
     throw std::invalid_argument(fmt::format("{}: the backend has {} bytes, the device {}",
-                                            context(), backend.size(), config.size_bytes));
+                                            context(), b.size(), info.config.size_bytes));
   }
-  buffers_.reserve(config.queues);
-  for (std::uint16_t q = 0; q < config.queues; ++q) {
-    buffers_.emplace_back(channel_.get(), info_, q, channel_path_);
-  }
+  backend = &b;
 }
 
-Server::~Server() = default;
-
-std::string Server::context() const {
-  return fmt::format("serve device '{}' (id {})", info_.config.name, info_.id);
+std::string ServerCore::context() const {
+  return fmt::format("serve device '{}' (id {})", info.config.name, info.id);
 }
 
-void Server::request_stop() {
+void ServerCore::request_stop() {
   {
-    std::lock_guard lock(mu_);
-    stop_ = true;
+    std::lock_guard lock(mu);
+    stop = true;
   }
-  cv_.notify_all();
+  cv.notify_all();
+  // Sticky: a queue thread not yet in the kernel returns from its next call.
+  for (const auto& q : queues) {
+    q->kick();
+    q->cv.notify_all();
+  }
 }
 
-void Server::thread_finished(std::exception_ptr error) {
+void ServerCore::thread_finished(std::exception_ptr e) {
   {
-    std::lock_guard lock(mu_);
-    --running_;
-    if (error) {
-      if (!error_) error_ = error;
-      stop_ = true;
+    std::lock_guard lock(mu);
+    --running;
+    if (e) {
+      if (!error) error = e;
+      stop = true;
     }
   }
-  cv_.notify_all();
+  cv.notify_all();
 }
 
-void Server::run(const StartedCallback& on_started) {
-  install_wake_handler();
+void ServerCore::run(const Server::StartedCallback& on_started) {
   std::vector<std::jthread> threads;
-  threads.reserve(info_.config.queues + 1);
-  const auto spawn = [&](auto body) {
+  threads.reserve(queues.size());
+  for (auto& q : queues) {
     {
-      std::lock_guard lock(mu_);
-      ++running_;
+      std::lock_guard lock(mu);
+      ++running;
     }
     try {
-      threads.emplace_back([this, body] {
-        std::exception_ptr error;
+      threads.emplace_back([this, &q] {
+        std::exception_ptr e;
         try {
-          internal::prepare_queue_thread(SIGRTMIN);
-          body();
+          internal::prepare_server_thread();
+          serve_queue(*q);
         } catch (...) {
-          error = std::current_exception();
+          e = std::current_exception();
         }
-        thread_finished(error);
+        thread_finished(e);
       });
     } catch (...) {
       thread_finished(std::current_exception());
     }
-  };
-  for (std::uint16_t q = 0; q < info_.config.queues; ++q) spawn([this, q] { serve_queue(q); });
-  spawn([this, &on_started] { start_device(on_started); });
+  }
 
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return running_ == 0 || stop_; });
-  // Stopping: a signal can land just before a thread enters the kernel, so
-  // keep knocking until every thread is out.
-  while (running_ > 0) {
+  // START waits in the kernel until every queue has a thread in SERVE; each
+  // thread's first call does not wait, and says so here, so that START is
+  // called only when it returns at once (and a stop never waits for it).
+  bool start = false;
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return stop || ready == queues.size(); });
+    start = !stop;
+  }
+  if (start) {
+    try {
+      if (::ioctl(channel.get(), DBLOCK_IOC_START) < 0) {
+        const int err = errno;
+        // Taking over a live device (its previous server went away): the
+        // disk is there already.
+        if (err != EALREADY) {
+          throw Error(err,
+                      fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path));
+        }
+        took_over = true;
+      }
+      if (on_started) {
+        on_started(
+            from_uapi(internal::read_channel_info(channel.get(), context(), channel_path)));
+      }
+    } catch (...) {
+      std::lock_guard lock(mu);
+      if (!error) error = std::current_exception();
+      stop = true;
+    }
+  }
+
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return running == 0 || stop; });
+  if (running > 0) {
     lock.unlock();
-    for (auto& t : threads) ::pthread_kill(t.native_handle(), SIGRTMIN);
+    request_stop();
     lock.lock();
-    cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return running_ == 0; });
+    cv.wait(lock, [&] { return running == 0; });
   }
   lock.unlock();
   threads.clear();  // joins
-  if (error_) std::rethrow_exception(error_);
+  if (error) std::rethrow_exception(error);
 }
 
-void Server::start_device(const StartedCallback& on_started) {
-  // START returns once every queue thread is in SERVE and the disk is added.
-  while (::ioctl(channel_.get(), DBLOCK_IOC_START) < 0) {
-    const int err = errno;
-    if (err == EINTR && !stop_) continue;
-    if (err == EINTR) return;
-    // Taking over a live device (its previous server went away): the disk
-    // is there already.
-    if (err == EALREADY) break;
-    throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path_));
-  }
-  if (on_started) {
-    on_started(from_uapi(internal::read_channel_info(channel_.get(), context(), channel_path_)));
-  }
-}
-
-void Server::apply_resize() {
+void ServerCore::apply_resize() {
   // Every queue is told; the first to get here does the work.
-  std::lock_guard lock(resize_mu_);
-  const dblock_dev_info now = internal::read_channel_info(channel_.get(), context(), channel_path_);
-  if (now.config.size_bytes == current_size_) return;
-  // Grow the backend before accepting requests past the old end; shrink it
-  // after refusing them.
-  if (now.config.size_bytes > current_size_) {
-    backend_.resize(now.config.size_bytes);
-    dispatcher_.set_size(now.config.size_bytes);
-  } else {
-    dispatcher_.set_size(now.config.size_bytes);
-    backend_.resize(now.config.size_bytes);
+  std::lock_guard lock(resize_mu);
+  const dblock_dev_info now = internal::read_channel_info(channel.get(), context(), channel_path);
+  const std::uint64_t old_size = size_bytes;
+  const std::uint64_t new_size = now.config.size_bytes;
+  if (new_size == kernel_size) return;
+  kernel_size = new_size;
+  try {
+    // Grow the backend before accepting requests past the old end; shrink
+    // it after refusing them.
+    if (new_size > old_size) {
+      backend->resize(new_size);
+      size_bytes = new_size;
+    } else {
+      size_bytes = new_size;
+      backend->resize(new_size);
+    }
+  } catch (const std::exception& e) {
+    if (options.on_warning) {
+      options.on_warning(fmt::format("{}: resize to {} bytes: {} (serving {} bytes)", context(),
+                                     new_size, e.what(), std::min(old_size, new_size)));
+    }
+    size_bytes = std::min(old_size, new_size);
   }
-  current_size_ = now.config.size_bytes;
 }
 
-void Server::serve_queue(std::uint16_t queue) {
-  const std::uint16_t depth = info_.config.queue_depth;
-  const std::span<std::byte> buffer = buffers_[queue].bytes();
-  const std::uint64_t buffer_ptr = buffers_[queue].serve_ptr();
+void ServerCore::submit(AsyncQueue& q, const dblock_request& r,
+                        std::vector<dblock_completion>& immediate) {
+  AsyncRequest req;
+  const int bad = internal::prepare_request(r, info.config, size_bytes, q.buffer, req);
+  if (bad != 0) {
+    immediate.push_back(dblock_completion{r.tag, 0, bad, r.seq, 0});
+    return;
+  }
+  ++served;
+  try {
+    backend->submit(req, q.completion(r.tag, r.seq));
+  } catch (...) {
+    immediate.push_back(
+        dblock_completion{r.tag, 0, internal::errno_of(std::current_exception()), r.seq, 0});
+  }
+}
+
+void ServerCore::serve_queue(AsyncQueue& q) {
+  const std::uint16_t depth = info.config.queue_depth;
   std::vector<dblock_request> requests(depth);
-  std::vector<dblock_completion> completions;
-  completions.reserve(depth);
+  std::vector<dblock_completion> completions;  // to hand to the kernel
+  std::vector<dblock_completion> incoming;
+  completions.reserve(2 * std::size_t{depth});
+  incoming.reserve(depth);
+  std::size_t inflight = 0;  // given to the backend, not yet completed
+  bool first = true;
+  bool gone = false;
+
+  const auto take_done = [&] {
+    {
+      std::lock_guard lock(q.mu);
+      incoming.swap(q.done);
+    }
+    inflight -= std::min(inflight, incoming.size());
+    completions.insert(completions.end(), incoming.begin(), incoming.end());
+    incoming.clear();
+    // q.done now holds the swapped-out vector: its capacity stays at depth.
+  };
 
   for (;;) {
-    const bool stopping = stop_;
-    if (stopping && completions.empty()) return;
+    take_done();
+    if (gone) completions.clear();  // the device is destroyed: no one to answer
+    const bool stopping = stop || gone;
+    if (stopping && completions.empty()) {
+      if (inflight == 0) return;
+      // Answers still owed by the backend (which writes into the buffers
+      // until then): wait for them here, not in the kernel.
+      q.draining = true;
+      std::unique_lock lock(q.mu);
+      q.cv.wait(lock, [&] { return !q.done.empty(); });
+      continue;
+    }
+
     dblock_serve serve{};
     serve.completions_ptr = reinterpret_cast<std::uintptr_t>(completions.data());
     serve.nr_completions = static_cast<std::uint32_t>(completions.size());
@@ -186,28 +352,85 @@ void Server::serve_queue(std::uint16_t queue) {
     serve.request_size = sizeof(dblock_request);
     // When stopping, hand back what we owe and take nothing new: what is
     // still queued stays with the kernel (for the next server, under the
-    // "wait" policy), and a busy device cannot keep us from stopping.
+    // "wait" policy).
     serve.max_requests = stopping ? 0 : depth;
-    serve.queue = queue;
-    serve.flags = stopping ? DBLOCK_SERVE_NOWAIT : 0;
-    serve.buffer_ptr = buffer_ptr;
-    const int rc = ::ioctl(channel_.get(), DBLOCK_IOC_SERVE, &serve);
+    serve.queue = q.index;
+    serve.buffer_ptr = q.buffer_ptr;
+    // From here a completion kicks us; then look once more, so that one
+    // that came before is not left waiting for the next request.
+    q.sleeping.store(true);
+    bool pending;
+    {
+      std::lock_guard lock(q.mu);
+      pending = !q.done.empty();
+    }
+    if (first || stopping || pending) serve.flags = DBLOCK_SERVE_NOWAIT;
+    const int rc = ::ioctl(channel.get(), DBLOCK_IOC_SERVE, &serve);
     const int err = errno;
+    q.sleeping.store(false);
     // Consumed by the kernel even when the call fails: never send twice.
     completions.clear();
     if (rc < 0) {
       if (err == EINTR) continue;
-      throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_SERVE (queue {}) on {}", context(), queue,
-                                   channel_path_));
+      throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_SERVE (queue {}) on {}", context(),
+                                   q.index, channel_path));
     }
-    rejected_ += serve.nr_rejected;
+    if (first) {
+      first = false;
+      {
+        std::lock_guard lock(mu);
+        ++ready;
+      }
+      cv.notify_all();
+    }
+    rejected += serve.nr_rejected;
     if (serve.status & DBLOCK_SERVE_RESIZED) apply_resize();
-    if (serve.status & DBLOCK_SERVE_GONE) return;
+    if (serve.status & DBLOCK_SERVE_GONE) gone = true;
     const std::uint32_t fetched = std::min<std::uint32_t>(serve.nr_requests, depth);
     for (std::uint32_t i = 0; i < fetched; ++i) {
-      completions.push_back(dispatcher_.handle(requests[i], buffer));
+      ++inflight;
+      const std::size_t before = completions.size();
+      submit(q, requests[i], completions);
+      if (completions.size() != before) --inflight;  // answered at once
     }
   }
 }
+
+}  // namespace detail
+
+Server::Server(std::uint32_t device_id, AsyncBackend& backend, const ServerOptions& options)
+    : core_(std::make_unique<detail::ServerCore>(device_id, options)) {
+  core_->use(backend);
+}
+
+Server::Server(std::uint32_t device_id, Backend& backend, const ServerOptions& options)
+    : core_(std::make_unique<detail::ServerCore>(device_id, options)) {
+  if (options.workers < -1) {
+    throw std::invalid_argument(
+        fmt::format("{}: {} workers: give a count, 0 (run requests on the queue threads) or -1 "
+                    "(the default)",
+                    core_->context(), options.workers));
+  }
+  unsigned workers = 0;
+  if (options.workers >= 0) {
+    workers = static_cast<unsigned>(options.workers);
+  } else if (backend.may_block()) {
+    // As many as the device's shape lets be in flight, within reason.
+    const DeviceConfig& c = core_->info.config;
+    workers = static_cast<unsigned>(
+        std::clamp<std::uint64_t>(std::uint64_t{c.queues} * c.queue_depth, 1, kMaxDefaultWorkers));
+  }
+  core_->use(core_->adapter.emplace(backend, workers));
+}
+
+Server::~Server() = default;
+
+const DeviceInfo& Server::info() const { return core_->info; }
+void Server::run(const StartedCallback& on_started) { core_->run(on_started); }
+void Server::request_stop() { core_->request_stop(); }
+bool Server::took_over() const { return core_->took_over; }
+std::uint64_t Server::requests_served() const { return core_->served; }
+std::uint64_t Server::rejected_completions() const { return core_->rejected; }
+unsigned Server::workers() const { return core_->adapter ? core_->adapter->workers() : 0; }
 
 }  // namespace dblock

@@ -187,30 +187,37 @@ ceph_stop() {
   unset CEPH_DIR
 }
 
-# --- dblock-rbd helpers (cases and bench; need dblock-lib.sh for DBLOCK_BIN) ---
-DBLOCK_RBD=${DBLOCK_RBD:-${DBLOCK_BIN:-${DBLOCK_ROOT:-.}/build/bin}/dblock-rbd}
+# --- RBD-backed dblock devices (cases and bench; need dblock-lib.sh for SERVE) ---
 
-# start_rbd_server NAME IMAGE [dblock-rbd options...]: serve /dev/NAME from
-# rbd/IMAGE in the background (log /tmp/rbd-NAME.log); sets RBD_PID. Waits
-# (bounded) for its "serving" line: also right for a takeover, where
-# /dev/NAME exists all along.
+# need_rbd_server: dies unless dblock-serve has the rbd: backend (built when
+# librbd-dev is installed, with shared tools).
+need_rbd_server() {
+  [[ -x $SERVE ]] || die "no $SERVE"
+  ldd "$SERVE" | grep -q 'librbd\.so' ||
+    die "$SERVE has no rbd: backend (built only when librbd-dev is installed)"
+}
+
+# start_rbd_server NAME IMAGE [dblock-serve options...]: serve /dev/NAME from
+# rbd/IMAGE in the background (dblock-serve --backend rbd:rbd/IMAGE, log
+# /tmp/rbd-NAME.log); sets RBD_PID. Waits (bounded) for its "serving" line,
+# or "took over" for a takeover (--attach), where /dev/NAME exists all along.
 start_rbd_server() {
   local name=$1 image=$2
   shift 2
   local logf=/tmp/rbd-$name.log
   : >"$logf"
-  "$DBLOCK_RBD" --conf "$CEPH_CONF" --pool rbd --image "$image" --name "$name" "$@" >>"$logf" 2>&1 &
+  "$SERVE" "$name" --backend "rbd:rbd/$image" --ceph-conf "$CEPH_CONF" "$@" >>"$logf" 2>&1 &
   RBD_PID=$!
   local deadline=$((SECONDS + ${RBD_START_TIMEOUT:-180}))
-  until grep -q "serving /dev/$name" "$logf"; do
+  until grep -qE "(serving|took over) /dev/$name" "$logf"; do
     if ! kill -0 "$RBD_PID" 2>/dev/null; then
       cat "$logf" >&2
-      _ceph_log "dblock-rbd for $name exited early"
+      _ceph_log "dblock-serve for $name exited early"
       return 1
     fi
     if ((SECONDS >= deadline)); then
       cat "$logf" >&2
-      _ceph_log "timed out waiting for dblock-rbd to serve $name"
+      _ceph_log "timed out waiting for dblock-serve to serve $name"
       return 1
     fi
     sleep 0.1

@@ -111,3 +111,82 @@ start_serve() {
 allocated_bytes() {
   echo $(($(stat -c %b "$1") * $(stat -c %B "$1")))
 }
+
+# --- Online resize, checked through the disk with direct I/O ---
+# Each check_grow/check_shrink writes MiB-sized random patterns into the
+# disk (/tmp/resize-NAME.MIB) and checks all of them that lie below the
+# current end, so that data written before a resize is checked after it.
+# The disk must hold nothing else that matters (no mounted file system).
+
+# assert_disk_size NAME MIB: the disk's size, as blockdev and sysfs see it.
+assert_disk_size() {
+  assert_eq $(($2 << 20)) "$(blockdev --getsize64 "/dev/$1")" "size of /dev/$1 (blockdev)"
+  assert_eq $(($2 << 11)) "$(cat "/sys/block/$1/size")" "size of /dev/$1 (sysfs)"
+}
+
+# read_mib NAME MIB: MiB number MIB of /dev/NAME, read with direct I/O.
+read_mib() {
+  dd if="/dev/$1" bs=1M skip="$2" count=1 iflag=direct status=none
+}
+
+# put_pattern NAME MIB: random data written to MiB number MIB of /dev/NAME.
+put_pattern() {
+  local name=$1 mib=$2
+  head -c 1M /dev/urandom >"/tmp/resize-$name.$mib"
+  dd if="/tmp/resize-$name.$mib" of="/dev/$name" bs=1M seek="$mib" count=1 oflag=direct \
+    conv=notrunc status=none || die "writing MiB $mib of /dev/$name failed"
+  echo "$mib" >>"/tmp/resize-$name.list"
+}
+
+# check_patterns NAME: every pattern below the disk's end reads back equal.
+check_patterns() {
+  local name=$1 mib size_mib
+  size_mib=$(($(blockdev --getsize64 "/dev/$name") >> 20))
+  for mib in $(sort -un "/tmp/resize-$name.list"); do
+    ((mib < size_mib)) || continue
+    cmp -n $((1 << 20)) "/tmp/resize-$name.$mib" <(read_mib "$name" "$mib") ||
+      die "MiB $mib of /dev/$name differs from what was written there"
+  done
+}
+
+# check_grow NAME MIB: `dblockctl resize` grows the served /dev/NAME to MIB
+# MiB.  Checked: the new size; a pattern written below the old end before
+# the grow and one written past it after the grow read back equal; the new
+# last MiB, never written, reads as zeroes.  Once it returns, requests past
+# the old end have been served: the server has taken the new size (and
+# grown its backend).
+check_grow() {
+  local name=$1 mib=$2 old
+  old=$(($(blockdev --getsize64 "/dev/$name") >> 20))
+  ((mib >= old + 3)) || die "check_grow $name $mib: not 3 MiB more than its $old MiB"
+  put_pattern "$name" $((old - 1))
+  "$DBLOCKCTL" resize "$name" "${mib}M" || die "dblockctl resize $name ${mib}M failed"
+  assert_disk_size "$name" "$mib"
+  put_pattern "$name" $((old + 1))
+  check_patterns "$name"
+  cmp -n $((1 << 20)) /dev/zero <(read_mib "$name" $((mib - 1))) ||
+    die "the last MiB of /dev/$name, past its old end and never written, is not zeroes"
+  log "/dev/$name grown from $old to $mib MiB"
+}
+
+# check_shrink NAME MIB: `dblockctl resize` shrinks the served /dev/NAME to
+# MIB MiB.  Checked: the new size; the patterns below the new end read back
+# equal, and one written after the shrink too (so the server has served
+# after the shrink: it has taken the new size); a read at the new end
+# returns nothing and a write there fails.
+check_shrink() {
+  local name=$1 mib=$2 old n
+  old=$(($(blockdev --getsize64 "/dev/$name") >> 20))
+  ((mib < old && mib >= 2)) || die "check_shrink $name $mib: not smaller than its $old MiB"
+  "$DBLOCKCTL" resize "$name" "${mib}M" || die "dblockctl resize $name ${mib}M failed"
+  assert_disk_size "$name" "$mib"
+  put_pattern "$name" $((mib - 1))
+  check_patterns "$name"
+  n=$(read_mib "$name" "$mib" | wc -c) || die "reading at the new end of /dev/$name failed"
+  assert_eq 0 "$n" "bytes read at the new end of /dev/$name"
+  if dd if=/dev/zero of="/dev/$name" bs=1M seek="$mib" count=1 oflag=direct conv=notrunc \
+    status=none 2>/dev/null; then
+    die "a write at the new end of /dev/$name succeeded"
+  fi
+  log "/dev/$name shrunk from $old to $mib MiB"
+}

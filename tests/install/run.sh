@@ -49,8 +49,27 @@ done
 soname=$(readelf -d "$root$lib/libdblock.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [[ $soname == libdblock.so.0 ]] || die "SONAME is '$soname', not libdblock.so.0"
 [[ -L $root$lib/libdblock.so && -L $root$lib/libdblock.so.0 ]] || die "libdblock.so links missing"
+# The tools link the shared library, as a distribution ships them; it
+# exports dblock:: only (libdblock.map), not the fmt it is built with.
 for tool in dblockctl dblock-serve dblock_sample_ramdisk; do
-  file -L "$root$prefix/bin/$tool" | grep -q 'statically linked' || die "$tool is not static"
+  needed=$(readelf -d "$root$prefix/bin/$tool" | sed -n 's/.*(NEEDED).*\[\(libdblock[^]]*\)\]/\1/p')
+  [[ $needed == libdblock.so.0 ]] || die "$tool needs '$needed', not libdblock.so.0"
+done
+leaked=$(nm -DC --defined-only "$root$lib/libdblock.so.0" | awk '{ $1 = $2 = ""; print }' |
+  grep -v -e '^ *dblock::' -e '^ *typeinfo for dblock::' -e '^ *typeinfo name for dblock::' \
+    -e '^ *vtable for dblock::' -e '^ *DBLOCK_0$' | head -5)
+[[ -z $leaked ]] || die "libdblock.so.0 exports more than dblock::: $leaked"
+private=$(nm -DC --defined-only "$root$lib/libdblock.so.0" | grep -E 'dblock::(internal|detail)::|dblock::(Mapping|QueueBuffer)' | head -3)
+[[ -z $private ]] || die "libdblock.so.0 exports private classes: $private"
+# The installed headers are the API: what a backend author needs, each one
+# compiling on its own, none of the library's private ones.
+for h in queue_buffer.h mapping.h dispatch.h async_server.h; do
+  [[ ! -e $root$prefix/include/dblock/$h ]] || die "private header installed: dblock/$h"
+done
+for h in "$root$prefix"/include/dblock/*.h; do
+  echo "#include <dblock/$(basename "$h")>" |
+    g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I"$root$prefix/include" -x c++ - ||
+    die "installed header dblock/$(basename "$h") does not compile on its own"
 done
 grep -q "^ExecStart=$prefix/bin/dblock-serve --config /etc/dblock/%i.conf$" \
   "$root$prefix/lib/systemd/system/dblock@.service" || die "unit's ExecStart is wrong"
@@ -64,7 +83,7 @@ if command -v systemd-analyze >/dev/null; then
     grep -v -e 'not executable' -e 'No such file' -e "Command 'man " -e '^$' || true)
   [[ -z $complaints ]] || die "systemd-analyze verify: $complaints"
 fi
-log "installed tree checked (SONAME $soname, static tools)"
+log "installed tree checked (SONAME $soname, tools on libdblock.so.0, only dblock:: exported)"
 
 # A user's project with CMake.
 log "consumer: find_package(dblock) with CMAKE_PREFIX_PATH=$root$prefix"

@@ -18,7 +18,10 @@
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <fstream>
+#include <iterator>
+#include <new>
 #include <random>
 #include <limits>
 #include <fcntl.h>
@@ -136,6 +139,34 @@ bool WaitForPath(const std::string& path, bool present) {
     return false;
 }
 
+// Waits for a condition polled every 10 ms, up to `limit`.
+template <typename F>
+bool Eventually(F cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+}
+
+// The state letter of /proc/PID/stat ('R', 'S', 'D', ...), or 0.
+char ProcState(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t paren = stat.rfind(')');
+    return paren == std::string::npos || paren + 2 >= stat.size() ? 0 : stat[paren + 2];
+}
+
+// Whether signal `sig` is pending for process `pid` (sent to the process, as kill() does).
+bool ProcessSignalPending(pid_t pid, int sig) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("ShdPnd:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1;
+    return false;
+}
+
 TEST(Control, VersionAndFeatures) {
     Fd ctl = OpenCtl();
     dblock_ctl_version v{};
@@ -247,6 +278,9 @@ public:
     std::atomic<unsigned> rejected{0};
     std::atomic<unsigned> served{0};
     std::atomic<unsigned> empty_returns{0};  // SERVE came back with nothing at all
+    std::atomic<unsigned> empty_returns_of[DBLOCK_MAX_QUEUES]{};  // the same, by queue
+    // Requests at or past this offset are kept unanswered, as with `ignore`.
+    std::atomic<uint64_t> hold_from{std::numeric_limits<uint64_t>::max()};
     std::atomic<unsigned> swallowed{0};
     std::atomic<int> gone_queues{0};
 
@@ -304,6 +338,11 @@ public:
     void join() {
         for (auto& t : threads_) t.join();
         threads_.clear();
+    }
+    // Requests kept unanswered and not answered yet.
+    size_t held() {
+        std::lock_guard lock(ignored_mu_);
+        return ignored_.size();
     }
     // Answers the requests kept unanswered so far, now.
     void answer_ignored_now() {
@@ -363,7 +402,10 @@ private:
                 resized++;
             }
             if (s.status & DBLOCK_SERVE_GONE) { gone_queues++; return; }
-            if (!s.nr_requests && !s.status && !s.nr_rejected) empty_returns++;
+            if (!s.nr_requests && !s.status && !s.nr_rejected) {
+                empty_returns++;
+                empty_returns_of[q]++;
+            }
 
             if (swallow && s.nr_requests) {
                 swallowed++;
@@ -402,7 +444,7 @@ private:
                 c.tag = r.tag;
                 c.seq = r.seq;
                 c.result = result;
-                if (ignore) {
+                if (ignore || (r.op != DBLOCK_OP_FLUSH && r.offset >= hold_from)) {
                     std::lock_guard lock(ignored_mu_);
                     ignored_.push_back(c);
                     ignored_.back().__reserved = q;  // which queue must answer it
@@ -562,11 +604,10 @@ TEST_F(Served, AKickEndsTheWaitOfThatQueueOnly) {
     EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_KICK, reinterpret_cast<void*>(uintptr_t(info_.config.nr_queues))),
               EINVAL);
     for (unsigned kick = 1; kick <= 3; kick++) {
-        const unsigned before = server_->empty_returns;
         ASSERT_EQ(::ioctl(server_->chan(), DBLOCK_IOC_KICK, 1UL), 0) << strerror(errno);
-        for (int i = 0; i < 500 && server_->empty_returns == before; i++)
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        EXPECT_EQ(server_->empty_returns, before + 1) << "kick " << kick;
+        EXPECT_TRUE(Eventually([&] { return server_->empty_returns_of[1] >= kick; })) << "kick " << kick;
+        EXPECT_EQ(server_->empty_returns_of[1], kick) << "kick " << kick;
+        EXPECT_EQ(server_->empty_returns_of[0], 0u) << "kick " << kick << " of queue 1 woke queue 0";
     }
     // The wait goes on after a kick: I/O is still served.
     Fd disk = OpenDisk();
@@ -752,17 +793,6 @@ int SetParams(int ctl, const std::string& name, dblock_ctl_set_params p) {
     return Ioctl(ctl, DBLOCK_CTL_SET_PARAMS, &p);
 }
 
-// Waits for a condition polled every 10 ms, up to `limit`.
-template <typename F>
-bool Eventually(F cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return cond();
-}
-
 TEST(Control, CreateFillsInDefaultsAndChecksTheNewFields) {
     Fd ctl = OpenCtl();
     dblock_dev_config c = Config("abi-defaults");
@@ -885,28 +915,104 @@ TEST_F(Served, BadTagsAreRejectedAndTheDeviceKeepsServing) {
     EXPECT_GE(now.stats.reads, 5u);
 }
 
+// A signal sent to a process whose read the server holds: the read is
+// neither failed nor lost, the signal is not swallowed (the process dies of
+// it once its read is answered), and another process's reads go on all the
+// while.  Two reader processes, a and b, each on its own region; b's read is
+// held by the server from the moment it is seen until the test answers it.
 TEST_F(Served, OtherProcessesSignalsAreNotConsumed) {
-    // Two readers; one is killed by SIGINT mid-way; the other must finish.
-    auto reader = [&](int seconds) {
-        Fd d(::open(("/dev/" + name_).c_str(), O_RDONLY | O_DIRECT));
-        std::vector<std::byte> b(8192);
-        auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-        int i = 0;
-        while (std::chrono::steady_clock::now() < end)
-            if (pread(d.get(), Aligned(b), 4096, off_t(4096) * (i++ % 1000)) != 4096) _exit(1);
+    struct Shared {
+        std::atomic<uint32_t> reads[2];  // reads completed, by reader
+        std::atomic<bool> stop;          // tells a to exit 0
+    };
+    static_assert(std::atomic<uint32_t>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
+                  "shared between processes");
+    void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED) << strerror(errno);
+    Mapping shared_mapping(mem, sizeof(Shared));
+    Shared* shared = new (mem) Shared{};
+    const off_t region[2] = {0, off_t(32) << 20};
+    const std::string path = "/dev/" + name_;
+    std::vector<std::byte> buf(8192);  // before fork: the children only read and exit
+    void* p = Aligned(buf);
+    auto reader = [&](int k) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+        if (fd < 0) _exit(2);
+        for (uint32_t i = 0; !shared->stop; i++) {
+            if (pread(fd, p, 4096, region[k] + off_t(4096) * off_t(i % 1024)) != 4096) _exit(1);
+            shared->reads[k]++;
+        }
         _exit(0);
     };
-    pid_t a = fork();
-    if (a == 0) reader(2);
-    pid_t b = fork();
-    if (b == 0) reader(2);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    kill(b, SIGINT);
-    int sa = 0, sb = 0;
-    waitpid(a, &sa, 0);
-    waitpid(b, &sb, 0);
-    EXPECT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << "the other reader's I/O failed";
-    EXPECT_TRUE(WIFSIGNALED(sb) && WTERMSIG(sb) == SIGINT);
+    pid_t pids[2] = {-1, -1};
+    // However the test ends: b's read answered, then no reader left behind.
+    struct Cleanup {
+        RawServer* server;
+        pid_t* pids;
+        ~Cleanup() {
+            server->hold_from = std::numeric_limits<uint64_t>::max();
+            if (server->held()) server->answer_ignored_now();
+            for (int k = 0; k < 2; k++)
+                if (pids[k] > 0) {
+                    kill(pids[k], SIGKILL);
+                    waitpid(pids[k], nullptr, 0);
+                }
+        }
+    } cleanup{server_.get(), pids};
+    for (int k = 0; k < 2; k++) {
+        pids[k] = fork();
+        ASSERT_GE(pids[k], 0) << strerror(errno);
+        if (pids[k] == 0) reader(k);
+    }
+    const pid_t b = pids[1];
+    dblock_dev_info before{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &before), 0);
+
+    ASSERT_TRUE(Eventually([&] { return shared->reads[0] >= 20 && shared->reads[1] >= 20; }))
+        << "the readers did not get going: " << shared->reads[0] << " and " << shared->reads[1] << " reads";
+    server_->hold_from = uint64_t(region[1]);
+    ASSERT_TRUE(Eventually([&] { return server_->held() >= 1; })) << "b's next read never reached the server";
+    EXPECT_EQ(server_->held(), 1u);
+    const uint32_t b_reads = shared->reads[1];
+    ASSERT_TRUE(Eventually([&] { return ProcState(b) == 'D'; }))
+        << "b is not waiting for its read (state " << ProcState(b) << ")";
+
+    ASSERT_EQ(kill(b, SIGINT), 0) << strerror(errno);
+    EXPECT_TRUE(ProcessSignalPending(b, SIGINT)) << "b's SIGINT is not pending while b waits for its read";
+    // While b waits with its signal pending, a's reads are served.
+    const uint32_t a_reads = shared->reads[0];
+    EXPECT_TRUE(Eventually([&] { return shared->reads[0] >= a_reads + 20; })) << "a's reads stopped";
+    int status = 0;
+    EXPECT_EQ(waitpid(b, &status, WNOHANG), 0) << "b left a read that was not answered";
+    EXPECT_EQ(server_->held(), 1u) << "b's read was taken from the server";
+    EXPECT_EQ(shared->reads[1], b_reads);
+
+    // Answered, b's read completes and b dies of the SIGINT on its way back.
+    server_->hold_from = std::numeric_limits<uint64_t>::max();
+    server_->answer_ignored_now();
+    ASSERT_EQ(waitpid(b, &status, 0), b);
+    pids[1] = -1;
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
+        << "b: " << (WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
+                                       : "signal " + std::to_string(WTERMSIG(status)));
+    EXPECT_EQ(shared->reads[1], b_reads) << "b went on reading after its SIGINT";
+    EXPECT_EQ(server_->held(), 0u);
+
+    // a goes on after b is gone, then stops when told, with every read served.
+    const uint32_t a_after = shared->reads[0];
+    EXPECT_TRUE(Eventually([&] { return shared->reads[0] >= a_after + 20; })) << "a's reads stopped";
+    shared->stop = true;
+    ASSERT_EQ(waitpid(pids[0], &status, 0), pids[0]);
+    pids[0] = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "a: " << (WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status)) + " (1: a read failed)"
+                                       : "signal " + std::to_string(WTERMSIG(status)));
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_EQ(now.stats.errors, before.stats.errors);
+    EXPECT_EQ(now.stats.timeouts, before.stats.timeouts);
+    EXPECT_EQ(now.stats.rejected, before.stats.rejected) << "the answer to b's read was refused";
+    EXPECT_EQ(server_->rejected, 0u);
 }
 
 TEST_F(Served, ResizeGrowsAndShrinksWhileOpen) {
@@ -1069,14 +1175,20 @@ TEST_F(ServedShortTimeout, UnansweredRequestsFailAndLateAnswersAreRefused) {
     p.mask = DBLOCK_SET_TIMEOUT;
     p.timeout_ms = DBLOCK_TIMEOUT_NEVER;
     ASSERT_EQ(SetParams(ctl_.get(), name_, p), 0);
+    const uint64_t timeouts_before = now.stats.timeouts;
     server_->ignore = true;
     std::atomic<bool> done{false};
     std::thread late([&] {
         EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096);
         done = true;
     });
+    // Not a wait for an event: nothing must happen for 2.5 times the old
+    // timeout from the moment the server holds the request.
+    EXPECT_TRUE(Eventually([&] { return server_->held() >= 1; })) << "the read never reached the server";
     std::this_thread::sleep_for(std::chrono::milliseconds(2500));
     EXPECT_FALSE(done) << "a request failed although the timeout is never";
+    EXPECT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);  // not ASSERT: `late` must be joined
+    EXPECT_EQ(now.stats.timeouts, timeouts_before) << "a request timed out although the timeout is never";
     server_->ignore = false;
     server_->answer_ignored_now();
     late.join();

@@ -1,8 +1,8 @@
 // Copyright (c) dblock authors.
 // Runs Server against a fake kernel: open() of /dev/dblock/<id> and ioctl()
 // on it are intercepted with the linker's --wrap (open is open64 under
-// _FILE_OFFSET_BITS=64).  The fake blocks in read() on an eventfd, so
-// signals interrupt it exactly like the real SERVE.
+// _FILE_OFFSET_BITS=64).  The fake blocks in poll() on an eventfd until a
+// request, a kick (sticky, as DBLOCK_IOC_KICK), a resize or the device's end.
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -11,13 +11,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdarg>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -26,7 +30,6 @@
 #include <gtest/gtest.h>
 
 #include "dblock/async_backend.h"
-#include "dblock/async_server.h"
 #include "dblock/error.h"
 #include "dblock/ram_backend.h"
 #include "dblock/server.h"
@@ -59,6 +62,7 @@ struct FakeKernel {
   // (`mapping`) and the server's buffer_ptr within SERVE, as dblock.ko does.
   bool user_buffers = false;
   bool kicked[kQueues] = {};
+  bool resized[kQueues] = {};
   int kicks = 0;
   int empty_returns = 0;  // SERVE calls ended by a kick, with nothing fetched
   std::uint64_t last_buffer_ptr[kQueues] = {};
@@ -77,6 +81,7 @@ struct FakeKernel {
     info.config = to_uapi(c);
     info.id = 5;
     info.buffer_bytes = kBufferBytes;
+    info.features = DBLOCK_FEAT_KICK;
     channel = ::memfd_create("fake_channel", MFD_CLOEXEC);
     EXPECT_EQ(::ftruncate(channel, kQueues * kBufferBytes), 0);
     for (int& w : wake) w = ::eventfd(0, EFD_CLOEXEC);
@@ -94,6 +99,22 @@ struct FakeKernel {
     std::lock_guard lock(mu);
     pending[q].push_back(r);
     kick(q);
+  }
+  // As `dblockctl resize`: every queue is told, with its next fetch.
+  void resize(std::uint64_t size_bytes) {
+    std::lock_guard lock(mu);
+    info.config.size_bytes = size_bytes;
+    for (int q = 0; q < kQueues; ++q) {
+      resized[q] = true;
+      kick(q);
+    }
+  }
+  // A new device in the same place, for a second server.
+  void revive() {
+    std::lock_guard lock(mu);
+    gone = false;
+    done.clear();
+    for (bool& e : entered) e = false;
   }
   void destroy() {
     std::lock_guard lock(mu);
@@ -129,6 +150,7 @@ struct FakeKernel {
       const auto* c = reinterpret_cast<const dblock_completion*>(s->completions_ptr);
       if (user_buffers) last_buffer_ptr[q] = s->buffer_ptr;
       policy[q] = ::sched_getscheduler(0);
+      entered[q] = true;  // as dblock.ko's "ready": any call, waiting or not
       for (std::uint32_t i = 0; i < s->nr_completions; ++i) {
         if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
         const auto it = fetched.find({q, int(c[i].tag)});
@@ -157,6 +179,10 @@ struct FakeKernel {
         }
         const bool was_kicked = kicked[q];
         kicked[q] = false;
+        if (resized[q] && s->max_requests > 0) {
+          resized[q] = false;
+          s->status |= DBLOCK_SERVE_RESIZED;
+        }
         auto* out = reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(s->requests_ptr));
         while (!pending[q].empty() && s->nr_requests < s->max_requests) {
           const dblock_request r = pending[q].front();
@@ -170,15 +196,12 @@ struct FakeKernel {
             std::memcpy(user_slot(s, r.tag), buffer(q, r.tag), r.length);
           }
         }
-        if (s->nr_requests > 0 || (s->flags & DBLOCK_SERVE_NOWAIT)) return 0;
+        if (s->nr_requests > 0 || s->status != 0 || (s->flags & DBLOCK_SERVE_NOWAIT)) return 0;
         if (was_kicked) {
           ++empty_returns;
           return 0;
         }
-        entered[q] = true;
       }
-      // poll() is never restarted after a handler (SA_RESTART or not), like
-      // SERVE, which returns EINTR rather than being restarted.
       pollfd p{wake[q], POLLIN, 0};
       if (::poll(&p, 1, -1) < 0) return -1;
       std::uint64_t v;
@@ -338,7 +361,7 @@ TEST_F(ServerTest, QueueThreadsKeepAPolicyTheServerWasStartedWith) {
 
 TEST_F(ServerTest, ServesFromItsOwnBuffersWhenTheModuleTakesThem) {
   kernel_.user_buffers = true;
-  kernel_.info.features = DBLOCK_FEAT_USER_BUFFERS;
+  kernel_.info.features |= DBLOCK_FEAT_USER_BUFFERS;
   serve_until_gone();
   // Each queue passes its own area, not the channel's.
   EXPECT_NE(kernel_.last_buffer_ptr[0], 0u);
@@ -373,8 +396,8 @@ TEST_F(ServerTest, AnErrorInOneQueueStopsAllAndIsRethrown) {
     std::lock_guard lock(kernel_.mu);
     kernel_.fail_queue = 1;
   }
-  // Queue 0 blocks in the fake kernel, START waits forever: both must be
-  // woken by the server's signal for run() to return.
+  // Queue 0 blocks in the fake kernel and START cannot succeed: run() must
+  // wake queue 0 (a kick) and never call START.
   try {
     server.run();
     FAIL() << "no exception";
@@ -412,8 +435,9 @@ class LaterBackend : public AsyncBackend {
     cv_.notify_one();
     worker_.join();
   }
-  std::uint64_t size() const override { return 1 << 20; }
+  std::uint64_t size() const override { return size_; }
   bool supports_flush() const override { return true; }
+  void resize(std::uint64_t new_size) override { size_ = new_size; }
   void submit(const AsyncRequest& request, AsyncCompletion completion) override {
     std::lock_guard lock(mu_);
     pending_.emplace_back(request, completion);
@@ -440,12 +464,13 @@ class LaterBackend : public AsyncBackend {
   std::condition_variable cv_;
   std::deque<std::pair<AsyncRequest, AsyncCompletion>> pending_;
   bool stop_ = false;
+  std::atomic<std::uint64_t> size_{1 << 20};
   std::thread worker_;
 };
 
 void ServerTest::serve_async_reads() {
   LaterBackend backend;
-  AsyncServer server(5, backend);
+  Server server(5, backend);
   std::thread runner([&] { server.run(); });
   kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 4096, 1, 0});
   ASSERT_TRUE(kernel_.wait_done(1));
@@ -461,15 +486,188 @@ void ServerTest::serve_async_reads() {
 }
 
 TEST_F(ServerTest, AsyncAnswersWakeTheQueueThreadWithAKick) {
-  kernel_.info.features = DBLOCK_FEAT_KICK;
   serve_async_reads();
   EXPECT_GE(kernel_.kicks, 2);
   EXPECT_GE(kernel_.empty_returns, 2);
 }
 
-TEST_F(ServerTest, AsyncAnswersWakeTheQueueThreadWithASignalOnOlderModules) {
-  serve_async_reads();
-  EXPECT_EQ(kernel_.kicks, 0);
+TEST_F(ServerTest, ModuleWithoutKickIsRefused) {
+  kernel_.info.features = 0;
+  try {
+    Server server(5, backend_);
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code().value(), EPROTO);
+    EXPECT_NE(std::string(e.what()).find("same release"), std::string::npos) << e.what();
+  }
+}
+
+int g_app_signals = 0;
+void app_signal(int) { ++g_app_signals; }
+
+// The library takes no signal: an application's handlers for the real-time
+// signals the old servers used stay in place and are never called.
+TEST_F(ServerTest, LeavesEverySignalToTheApplication) {
+  struct sigaction mine {};
+  mine.sa_handler = app_signal;
+  sigemptyset(&mine.sa_mask);
+  ASSERT_EQ(::sigaction(SIGRTMIN, &mine, nullptr), 0);
+  ASSERT_EQ(::sigaction(SIGRTMIN + 1, &mine, nullptr), 0);
+  serve_until_gone();
+  kernel_.revive();
+  {
+    LaterBackend async;
+    Server server(5, async);
+    std::thread runner([&] { server.run(); });
+    kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 512, 90, 0});
+    ASSERT_TRUE(kernel_.wait_done(1));
+    server.request_stop();
+    runner.join();
+  }
+  for (const int sig : {SIGRTMIN, SIGRTMIN + 1}) {
+    struct sigaction now {};
+    ASSERT_EQ(::sigaction(sig, nullptr, &now), 0);
+    EXPECT_EQ(now.sa_handler, &app_signal);
+  }
+  EXPECT_EQ(g_app_signals, 0);
+  std::signal(SIGRTMIN, SIG_DFL);
+  std::signal(SIGRTMIN + 1, SIG_DFL);
+}
+
+// Online resize, for every kind of server: a read past the old end fails
+// before the grow and succeeds after it, then fails again after a shrink.
+template <typename MakeServer>
+void check_resize(FakeKernel& kernel, const MakeServer& make_server) {
+  auto server = make_server();
+  std::thread runner([&] { server->run(); });
+  kernel.submit(0, {0, DBLOCK_OP_READ, 0, 0, 1 << 20, 4096, 1, 0});
+  ASSERT_TRUE(kernel.wait_done(1));
+  kernel.resize(2 << 20);
+  kernel.submit(0, {1, DBLOCK_OP_READ, 0, 0, 1 << 20, 4096, 2, 0});
+  kernel.submit(1, {1, DBLOCK_OP_WRITE, 0, 0, (2 << 20) - 4096, 4096, 3, 0});
+  ASSERT_TRUE(kernel.wait_done(3));
+  kernel.resize(1 << 20);
+  kernel.submit(1, {2, DBLOCK_OP_READ, 0, 0, 1 << 20, 4096, 4, 0});
+  ASSERT_TRUE(kernel.wait_done(4));
+  kernel.destroy();
+  runner.join();
+  EXPECT_EQ(kernel.done.at({0, 1}).result, -EIO);
+  EXPECT_EQ(kernel.done.at({1, 2}).result, 0);
+  EXPECT_EQ(kernel.done.at({1, 3}).result, 0);
+  EXPECT_EQ(kernel.done.at({2, 4}).result, -EIO);
+  EXPECT_EQ(kernel.duplicates, 0);
+}
+
+TEST_F(ServerTest, ResizeOnTheQueueThreads) {
+  ServerOptions inline_options;
+  inline_options.workers = 0;
+  check_resize(kernel_, [&] { return std::make_unique<Server>(5, backend_, inline_options); });
+  EXPECT_EQ(backend_.size(), 1u << 20);
+}
+
+TEST_F(ServerTest, ResizeWithWorkers) {
+  ServerOptions pool;
+  pool.workers = 3;
+  check_resize(kernel_, [&] {
+    auto server = std::make_unique<Server>(5, backend_, pool);
+    EXPECT_EQ(server->workers(), 3u);
+    return server;
+  });
+}
+
+TEST_F(ServerTest, ResizeAsync) {
+  LaterBackend async;
+  check_resize(kernel_, [&] { return std::make_unique<Server>(5, async); });
+  EXPECT_EQ(async.size(), 1u << 20);
+}
+
+// 1 MiB that read as anything and take any write.
+class SinkBackend : public Backend {
+ public:
+  std::uint64_t size() const override { return 1 << 20; }
+  void read(std::uint64_t, std::span<std::byte>) override {}
+  void write(std::uint64_t, std::span<const std::byte>, bool) override {}
+  void flush() override {}
+  bool supports_flush() const override { return true; }
+};
+
+// A backend that cannot grow: the server says so and goes on at the old size.
+class FixedBackend : public SinkBackend {
+ public:
+  void resize(std::uint64_t new_size) override {
+    if (new_size > size()) throw Error(ENOSPC, "fixed size");
+  }
+};
+
+TEST_F(ServerTest, AGrowTheBackendRefusesIsReportedAndServingGoesOn) {
+  FixedBackend fixed;
+  std::vector<std::string> warnings;
+  ServerOptions options;
+  options.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  Server server(5, fixed, options);
+  std::thread runner([&] { server.run(); });
+  kernel_.resize(2 << 20);
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 1 << 20, 4096, 1, 0});
+  kernel_.submit(0, {1, DBLOCK_OP_READ, 0, 0, 0, 4096, 2, 0});
+  ASSERT_TRUE(kernel_.wait_done(2));
+  kernel_.destroy();
+  runner.join();
+  EXPECT_EQ(kernel_.done.at({0, 1}).result, -EIO);
+  EXPECT_EQ(kernel_.done.at({1, 2}).result, 0);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("fixed size"), std::string::npos) << warnings[0];
+}
+
+// A blocking backend: each read waits until `want` reads are inside at
+// once (or gives up after 10 s), so that the answers show how many requests
+// the server had in flight.
+class GatheringBackend : public SinkBackend {
+ public:
+  explicit GatheringBackend(int want) : want_(want) {}
+  void read(std::uint64_t, std::span<std::byte>) override {
+    std::unique_lock lock(mu_);
+    ++inside_;
+    max_inside_ = std::max(max_inside_, inside_);
+    cv_.notify_all();
+    const bool met =
+        cv_.wait_for(lock, std::chrono::seconds(10), [&] { return max_inside_ >= want_; });
+    --inside_;
+    if (!met) throw Error(ETIMEDOUT, "gather");
+  }
+  bool may_block() const override { return true; }
+  int max_inside() {
+    std::lock_guard lock(mu_);
+    return max_inside_;
+  }
+
+ private:
+  const int want_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int inside_ = 0;
+  int max_inside_ = 0;
+};
+
+TEST_F(ServerTest, ABlockingBackendHasTheQueueDepthInFlight) {
+  GatheringBackend gathering(kQueues * kDepth);
+  Server server(5, gathering);  // default workers: queues x depth
+  EXPECT_EQ(server.workers(), unsigned{kQueues * kDepth});
+  std::thread runner([&] { server.run(); });
+  for (int q = 0; q < kQueues; ++q) {
+    for (std::uint16_t tag = 0; tag < kDepth; ++tag) {
+      kernel_.submit(q, {tag, DBLOCK_OP_READ, 0, 0, 4096u * tag, 4096, 100u + 10u * q + tag, 0});
+    }
+  }
+  ASSERT_TRUE(kernel_.wait_done(kQueues * kDepth));
+  kernel_.destroy();
+  runner.join();
+  EXPECT_EQ(gathering.max_inside(), kQueues * kDepth);
+  for (const auto& [key, c] : kernel_.done) EXPECT_EQ(c.result, 0) << "tag " << key.first;
+}
+
+TEST_F(ServerTest, MemoryBackendsRunOnTheQueueThreads) {
+  Server server(5, backend_);
+  EXPECT_EQ(server.workers(), 0u);
 }
 
 TEST_F(ServerTest, BackendSmallerThanTheDeviceIsRefused) {

@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -15,12 +17,17 @@
 #include "dblock/null_backend.h"
 #include "dblock/ram_backend.h"
 #include "dblock/size.h"
+#ifdef DBLOCK_HAVE_RBD
+#include "dblock/rbd_backend.h"
+#endif
 
 namespace serve_tool {
 
-const char* const kKeys[12] = {"name",   "backend", "size",      "block_size",
-                               "queues", "depth",   "max_io",    "read_only",
-                               "recovery", "grace", "timeout", "mlock"};
+const char* const kKeys[kKeyCount] = {
+    "name",      "backend",    "size",      "block_size", "queues",          "depth",
+    "max_io",    "read_only",  "recovery",  "grace",      "timeout",         "mlock",
+    "workers",   "direct_io",  "offset",    "size_limit", "ceph_conf",       "ceph_id",
+    "create_size", "connect_timeout", "lock_timeout", "rbd_cache"};
 
 namespace {
 
@@ -34,6 +41,16 @@ std::string_view trim(std::string_view s) {
 bool known_key(std::string_view key) {
   return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
 }
+
+constexpr int kMaxWorkers = 1024;
+#ifdef DBLOCK_RBD_NOT_STATIC
+constexpr std::string_view kNoRbd =
+    "this dblock-serve was linked statically, so without librbd, which is only shared (fix: "
+    "rebuild with -DDBLOCK_STATIC_TOOLS=OFF)";
+#else
+constexpr std::string_view kNoRbd =
+    "this dblock-serve was built without librbd (fix: install librbd-dev and rebuild)";
+#endif
 
 std::uint64_t number(const Settings& settings, std::string_view key, std::uint64_t fallback,
                      std::uint64_t max, bool with_units) {
@@ -64,6 +81,48 @@ bool boolean(const Settings& settings, std::string_view key) {
   if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
   if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
   throw std::invalid_argument(fmt::format("{} '{}' is not true or false", key, v));
+}
+
+// A timeout given to librbd in whole seconds (at least one).
+std::uint32_t whole_seconds(const Settings& settings, std::string_view key,
+                            std::uint32_t fallback) {
+  const auto it = settings.find(key);
+  if (it == settings.end()) return fallback;
+  std::uint32_t ms = 0;
+  try {
+    ms = dblock::parse_duration_ms(it->second);
+  } catch (const std::invalid_argument&) {
+    ms = 0;  // reported below
+  }
+  if (ms == 0 || ms == dblock::kTimeoutNever || ms % 1000 != 0) {
+    throw std::invalid_argument(fmt::format(
+        "{} '{}' is not a whole number of seconds, at least 1 (e.g. 15s, 2m)", key, it->second));
+  }
+  return ms / 1000;
+}
+
+// "POOL/IMAGE" into plan.
+void parse_rbd_spec(std::string_view spec, std::string_view what, RbdPlan& rbd) {
+  const std::size_t slash = spec.find('/');
+  if (slash == std::string_view::npos || slash == 0) {
+    throw std::invalid_argument(
+        fmt::format("backend '{}' names no pool: give rbd:POOL/IMAGE, e.g. rbd:rbd/vol1", what));
+  }
+  const std::string_view image = spec.substr(slash + 1);
+  if (image.empty()) {
+    throw std::invalid_argument(
+        fmt::format("backend '{}' names no image: give rbd:POOL/IMAGE, e.g. rbd:rbd/vol1", what));
+  }
+  if (image.find('/') != std::string_view::npos) {
+    throw std::invalid_argument(fmt::format(
+        "backend '{}': RBD namespaces are not supported, give rbd:POOL/IMAGE", what));
+  }
+  if (image.find('@') != std::string_view::npos) {
+    throw std::invalid_argument(
+        fmt::format("backend '{}': snapshots are not supported, give rbd:POOL/IMAGE", what));
+  }
+  rbd.pool = std::string(spec.substr(0, slash));
+  rbd.image = std::string(image);
 }
 
 // parse(text), with `key` named in its error.
@@ -98,10 +157,13 @@ Settings parse_config(std::string_view text, std::string_view origin) {
       value = value.substr(1, value.size() - 2);
     }
     if (!known_key(key)) {
-      throw std::invalid_argument(fmt::format(
-          "{}:{}: unknown key '{}' (known: name, backend, size, block_size, queues, depth, "
-          "max_io, read_only, recovery, grace, timeout, mlock)",
-          origin, line_no, key));
+      std::string known;
+      for (const char* k : kKeys) {
+        if (!known.empty()) known += ", ";
+        known += k;
+      }
+      throw std::invalid_argument(
+          fmt::format("{}:{}: unknown key '{}' (known: {})", origin, line_no, key, known));
     }
     settings[std::string(key)] = std::string(value);
   }
@@ -131,7 +193,8 @@ Plan make_plan(const Settings& settings) {
   const auto backend = settings.find("backend");
   if (backend == settings.end() || backend->second.empty()) {
     throw std::invalid_argument(
-        "no backend: give --backend ram, null or file:PATH (or backend= in the config file)");
+        "no backend: give --backend ram, null, file:PATH or rbd:POOL/IMAGE (or backend= in the "
+        "config file)");
   }
   const std::string& spec = backend->second;
   if (spec == "ram") {
@@ -141,17 +204,30 @@ Plan make_plan(const Settings& settings) {
   } else if (spec.starts_with("file:") && spec.size() > 5) {
     plan.backend = BackendKind::kFile;
     plan.file = spec.substr(5);
+  } else if (spec.starts_with("rbd:")) {
+    plan.backend = BackendKind::kRbd;
+    parse_rbd_spec(std::string_view(spec).substr(4), spec, plan.rbd);
+    if (!kHaveRbd) throw std::invalid_argument(fmt::format("backend '{}': {}", spec, kNoRbd));
   } else {
     throw std::invalid_argument(
-        fmt::format("backend '{}' is not one of ram, null, file:PATH", spec));
+        fmt::format("backend '{}' is not one of ram, null, file:PATH, rbd:POOL/IMAGE", spec));
   }
+  const bool file = plan.backend == BackendKind::kFile;
+  const bool rbd = plan.backend == BackendKind::kRbd;
+  // Settings of one kind of backend, given for another.
+  const auto only_for = [&](std::string_view key, bool fits, std::string_view backends) {
+    if (!fits && settings.contains(key)) {
+      throw std::invalid_argument(
+          fmt::format("{} goes with {}, not the {} backend", key, backends, spec));
+    }
+  };
 
   constexpr auto u32 = std::numeric_limits<std::uint32_t>::max();
   constexpr auto u16 = std::numeric_limits<std::uint16_t>::max();
   plan.size_given = settings.contains("size");
   plan.device.size_bytes =
       number(settings, "size", 0, std::numeric_limits<std::uint64_t>::max(), true);
-  if (!plan.size_given && plan.backend != BackendKind::kFile) {
+  if (!plan.size_given && !file && !rbd) {
     throw std::invalid_argument(
         fmt::format("the {} backend needs a size: give --size (e.g. 1G)", spec));
   }
@@ -176,27 +252,138 @@ Plan make_plan(const Settings& settings) {
   if (const auto it = settings.find("timeout"); it != settings.end()) {
     plan.device.timeout_ms = duration(it->first, it->second, dblock::parse_duration_ms);
   }
+
+  only_for("workers", !rbd, "the ram, null and file backends (rbd's requests complete on their "
+                            "own)");
+  if (const auto it = settings.find("workers"); it != settings.end() && it->second != "auto") {
+    const std::string& v = it->second;
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) {
+      throw std::invalid_argument(
+          fmt::format("workers '{}' is not a number or auto (0: on the queue threads)", v));
+    }
+    const std::uint64_t n = v.size() > 9 ? std::uint64_t{kMaxWorkers} + 1 : std::stoull(v);
+    if (n > kMaxWorkers) {
+      throw std::invalid_argument(
+          fmt::format("workers {} is too many (at most {}, or auto)", v, kMaxWorkers));
+    }
+    plan.workers = static_cast<int>(n);
+  }
+
+  // A file: like losetup --direct-io, --offset, --sizelimit.
+  plan.direct_io = boolean(settings, "direct_io");
+  if (plan.direct_io && !file) {
+    throw std::invalid_argument(
+        fmt::format("direct_io goes with a file backend (file:PATH), not the {} backend", spec));
+  }
+  only_for("offset", file, "a file backend (file:PATH)");
+  only_for("size_limit", file, "a file backend (file:PATH)");
+  plan.offset = number(settings, "offset", 0, std::numeric_limits<std::uint64_t>::max(), true);
+  if (settings.contains("size_limit")) {
+    plan.size_limit =
+        number(settings, "size_limit", 0, std::numeric_limits<std::uint64_t>::max(), true);
+    if (*plan.size_limit == 0) {
+      throw std::invalid_argument("size_limit 0 leaves nothing to serve (leave it out: up to "
+                                  "the end of the file)");
+    }
+  }
+
+  // An RBD image: dblock-rbd's options, with its defaults.
+  for (const char* key :
+       {"ceph_conf", "ceph_id", "create_size", "connect_timeout", "lock_timeout", "rbd_cache"}) {
+    only_for(key, rbd, "an rbd backend (rbd:POOL/IMAGE)");
+  }
+  if (const auto it = settings.find("ceph_conf"); it != settings.end()) {
+    plan.rbd.conf_file = it->second;
+  }
+  if (const auto it = settings.find("ceph_id"); it != settings.end()) {
+    if (it->second.empty()) throw std::invalid_argument("ceph_id is empty (default: admin)");
+    plan.rbd.client_id = it->second;
+  }
+  if (settings.contains("create_size")) {
+    plan.rbd.create_size =
+        number(settings, "create_size", 0, std::numeric_limits<std::uint64_t>::max(), true);
+    if (*plan.rbd.create_size == 0) {
+      throw std::invalid_argument("create_size 0: give the size of the image to create (e.g. 64G)");
+    }
+  }
+  plan.rbd.connect_timeout_s = whole_seconds(settings, "connect_timeout", 15);
+  plan.rbd.lock_timeout_s = whole_seconds(settings, "lock_timeout", 60);
+  plan.rbd.cache = boolean(settings, "rbd_cache");
   return plan;
 }
 
-std::unique_ptr<dblock::Backend> open_backend(Plan& plan) {
+void check_direct_io_block_size(const Plan& plan, std::uint32_t alignment) {
+  if (plan.direct_io && plan.device.block_size < alignment) {
+    throw std::invalid_argument(fmt::format(
+        "block size {} is smaller than the {} bytes O_DIRECT needs on {} (fix: --block-size {}, "
+        "or leave out --direct-io)",
+        plan.device.block_size, alignment, plan.file, alignment));
+  }
+}
+
+OpenedBackend open_backend(Plan& plan) {
+  OpenedBackend opened;
   switch (plan.backend) {
     case BackendKind::kRam:
-      return std::make_unique<dblock::RamBackend>(plan.device.size_bytes);
+      opened.sync = std::make_unique<dblock::RamBackend>(plan.device.size_bytes);
+      return opened;
     case BackendKind::kNull:
-      return std::make_unique<dblock::NullBackend>(plan.device.size_bytes);
+      opened.sync = std::make_unique<dblock::NullBackend>(plan.device.size_bytes);
+      return opened;
     case BackendKind::kFile: {
-      auto file = std::make_unique<dblock::FileBackend>(plan.file, plan.device.read_only);
+      dblock::FileBackend::Options options;
+      options.read_only = plan.device.read_only;
+      options.direct_io = plan.direct_io;
+      options.offset = plan.offset;
+      options.size_limit = plan.size_limit;
+      auto file = std::make_unique<dblock::FileBackend>(plan.file, options);
+      check_direct_io_block_size(plan, file->direct_io_alignment());
       if (!plan.size_given) {
         plan.device.size_bytes = file->size();
         if (plan.device.size_bytes == 0 || plan.device.size_bytes % plan.device.block_size != 0) {
-          throw std::invalid_argument(
-              fmt::format("{} is {} bytes, not a non-zero multiple of the block size {} "
-                          "(fix: resize it, e.g. truncate -s 1G {}, or give --size)",
-                          plan.file, plan.device.size_bytes, plan.device.block_size, plan.file));
+          if (plan.offset == 0 && !plan.size_limit) {
+            throw std::invalid_argument(
+                fmt::format("{} is {} bytes, not a non-zero multiple of the block size {} "
+                            "(fix: resize it, e.g. truncate -s 1G {}, or give --size)",
+                            plan.file, plan.device.size_bytes, plan.device.block_size, plan.file));
+          }
+          throw std::invalid_argument(fmt::format(
+              "the part of {} served (from offset {}{}) is {} bytes, not a non-zero multiple of "
+              "the block size {} (fix: change --offset or --size-limit, or give --size)",
+              plan.file, plan.offset,
+              plan.size_limit ? fmt::format(", at most {} bytes", *plan.size_limit) : "",
+              plan.device.size_bytes, plan.device.block_size));
         }
       }
-      return file;
+      opened.sync = std::move(file);
+      return opened;
+    }
+    case BackendKind::kRbd: {
+#ifdef DBLOCK_HAVE_RBD
+      dblock::RbdBackend::Options options;
+      options.conf_file = plan.rbd.conf_file;
+      options.client_id = plan.rbd.client_id;
+      options.pool = plan.rbd.pool;
+      options.image = plan.rbd.image;
+      options.create_size = plan.rbd.create_size;
+      options.connect_timeout = std::chrono::seconds(plan.rbd.connect_timeout_s);
+      options.lock_timeout = std::chrono::seconds(plan.rbd.lock_timeout_s);
+      options.cache = plan.rbd.cache;
+      auto image = std::make_unique<dblock::RbdBackend>(options);
+      if (!plan.size_given) {
+        plan.device.size_bytes = image->size() / plan.device.block_size * plan.device.block_size;
+        if (plan.device.size_bytes == 0) {
+          throw std::invalid_argument(fmt::format(
+              "image {} is {} bytes, smaller than one block ({} bytes): resize it (rbd resize) "
+              "or give a smaller --block-size",
+              image->spec(), image->size(), plan.device.block_size));
+        }
+      }
+      opened.async = std::move(image);
+      return opened;
+#else
+      throw std::invalid_argument(std::string(kNoRbd));
+#endif
     }
   }
   throw std::logic_error("unknown backend kind");

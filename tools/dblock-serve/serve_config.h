@@ -4,11 +4,15 @@
 #ifndef DBLOCK_TOOLS_SERVE_CONFIG_H_
 #define DBLOCK_TOOLS_SERVE_CONFIG_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "dblock/async_backend.h"
 #include "dblock/backend.h"
 #include "dblock/device.h"
 
@@ -18,8 +22,17 @@ namespace serve_tool {
 using Settings = std::map<std::string, std::string, std::less<>>;
 
 // name backend size block_size queues depth max_io read_only recovery grace
-// timeout mlock
-extern const char* const kKeys[12];
+// timeout mlock workers direct_io offset size_limit ceph_conf ceph_id
+// create_size connect_timeout lock_timeout rbd_cache
+inline constexpr std::size_t kKeyCount = 22;
+extern const char* const kKeys[kKeyCount];
+
+// Whether this dblock-serve was built with librbd (the rbd: backend).
+#ifdef DBLOCK_HAVE_RBD
+inline constexpr bool kHaveRbd = true;
+#else
+inline constexpr bool kHaveRbd = false;
+#endif
 
 // Parses a config file's text: one KEY=VALUE per line, blanks around both
 // ignored, blank lines and lines starting with '#' skipped, a value may be
@@ -28,25 +41,60 @@ extern const char* const kKeys[12];
 Settings parse_config(std::string_view text, std::string_view origin);
 Settings read_config_file(const std::string& path);
 
-enum class BackendKind { kRam, kNull, kFile };
+enum class BackendKind { kRam, kNull, kFile, kRbd };
+
+// rbd:POOL/IMAGE and its keys (dblock::RbdBackend::Options, with
+// dblock-rbd's defaults).
+struct RbdPlan {
+  std::string pool;
+  std::string image;
+  std::string conf_file;            // ceph_conf; empty: librados' search
+  std::string client_id = "admin";  // ceph_id
+  std::optional<std::uint64_t> create_size;  // create the image if missing
+  std::uint32_t connect_timeout_s = 15;
+  std::uint32_t lock_timeout_s = 60;
+  bool cache = false;  // rbd_cache: librbd's client cache
+};
 
 struct Plan {
   dblock::DeviceConfig device;
   BackendKind backend = BackendKind::kRam;
   std::string file;         // kFile: the path
-  bool size_given = false;  // kFile without it: the file's size
+  bool size_given = false;  // kFile/kRbd without it: the backend's size
   bool lock_memory = false;  // mlockall before serving
+  // dblock::ServeOptions::workers: -1 auto, 0 on the queue threads.
+  int workers = -1;
+  // kFile: dblock::FileBackend::Options.
+  bool direct_io = false;
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> size_limit;
+  RbdPlan rbd;  // kRbd
 };
 
 // Checks and converts; throws std::invalid_argument saying which setting is
 // wrong.  Defaults: block_size 4096, queues 2, depth 64, max_io 256K,
 // read_only false, recovery fail, grace never (with wait: hold I/O until a
-// server comes), timeout 30s, mlock false; name and backend are required,
-// size too unless the backend is a file.
+// server comes), timeout 30s, mlock false, workers auto; name and backend
+// are required, size too unless the backend is a file or rbd.  direct_io,
+// offset and size_limit go with a file backend only; ceph_conf, ceph_id,
+// create_size, connect_timeout (15s), lock_timeout (60s) and rbd_cache
+// (false) with rbd only, which is refused unless kHaveRbd.
 Plan make_plan(const Settings& settings);
 
-// Opens the backend.  For a file, fills in the size when it was not given.
-std::unique_ptr<dblock::Backend> open_backend(Plan& plan);
+// The opened backend: one of the two is set.
+struct OpenedBackend {
+  std::unique_ptr<dblock::Backend> sync;        // ram, null, file
+  std::unique_ptr<dblock::AsyncBackend> async;  // rbd
+};
+
+// Opens the backend.  For a file or an rbd image, fills in the size when it
+// was not given; with direct_io, refuses a block size below the alignment
+// O_DIRECT needs.
+OpenedBackend open_backend(Plan& plan);
+
+// With direct_io: throws std::invalid_argument unless the block size is at
+// least `alignment`, what O_DIRECT needs on the file (open_backend() calls it).
+void check_direct_io_block_size(const Plan& plan, std::uint32_t alignment);
 
 }  // namespace serve_tool
 

@@ -1,12 +1,32 @@
 // Copyright (c) dblock authors.
 #include "serve_config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 
 #include <gtest/gtest.h>
 
+#include "dblock/error.h"
+#include "dblock/file_backend.h"
+
 namespace serve_tool {
 namespace {
+
+// make_plan(settings) fails, and its message contains `part`.
+void expect_refused(const Settings& settings, const std::string& part) {
+  try {
+    make_plan(settings);
+    ADD_FAILURE() << "no exception; expected '" << part << "'";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
 
 TEST(ParseConfig, KeysCommentsBlanksAndQuotes) {
   const Settings s = parse_config(
@@ -121,6 +141,252 @@ TEST(MakePlan, RefusesBadRecoverySettings) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("grace"), std::string::npos) << e.what();
   }
+}
+
+TEST(ParseConfig, KnowsTheNewKeys) {
+  const Settings s = parse_config(
+      "workers=8\ndirect_io=yes\noffset=1M\nsize_limit=64M\nceph_conf=/etc/ceph/ceph.conf\n"
+      "ceph_id=dblock\ncreate_size=1G\nconnect_timeout=30s\nlock_timeout=2m\nrbd_cache=no\n",
+      "f");
+  EXPECT_EQ(s.size(), 10u);
+  EXPECT_EQ(s.at("size_limit"), "64M");
+  try {
+    parse_config("direct-io=true\n", "my.conf");
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    // The message lists the keys, the new ones too.
+    const std::string what = e.what();
+    EXPECT_NE(what.find("my.conf:1: unknown key 'direct-io'"), std::string::npos) << what;
+    EXPECT_NE(what.find("direct_io"), std::string::npos) << what;
+    EXPECT_NE(what.find("rbd_cache"), std::string::npos) << what;
+  }
+}
+
+// packaging/systemd/example.conf shows every key, and only known ones.
+TEST(ParseConfig, TheExampleConfigHasEveryKey) {
+  const std::string path = std::string(DBLOCK_SOURCE_DIR) + "/packaging/systemd/example.conf";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  // "#key=value" lines are settings left at their default: uncomment them.
+  std::string all, line;
+  while (std::getline(in, line)) {
+    const std::size_t eq = line.find('=');
+    if (line.starts_with('#') && eq != std::string::npos && eq > 1 &&
+        line.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", 1) == eq) {
+      line.erase(0, 1);
+    }
+    all += line + "\n";
+  }
+  const Settings s = parse_config(all, path);
+  for (const char* key : kKeys) EXPECT_TRUE(s.contains(key)) << "example.conf lacks " << key;
+}
+
+TEST(MakePlan, Workers) {
+  const Settings base{{"name", "d"}, {"backend", "file:/x"}};
+  EXPECT_EQ(make_plan(base).workers, -1);
+  auto with = [&](std::string value) {
+    Settings s = base;
+    s["workers"] = std::move(value);
+    return s;
+  };
+  EXPECT_EQ(make_plan(with("auto")).workers, -1);
+  EXPECT_EQ(make_plan(with("0")).workers, 0);
+  EXPECT_EQ(make_plan(with("16")).workers, 16);
+  EXPECT_EQ(make_plan(with("1024")).workers, 1024);
+  expect_refused(with("-1"), "workers '-1' is not a number or auto");
+  expect_refused(with("many"), "workers 'many' is not a number or auto");
+  expect_refused(with(""), "is not a number or auto");
+  expect_refused(with("1025"), "workers 1025 is too many (at most 1024");
+  expect_refused(with("99999999999999999999"), "is too many");
+  Settings ram{{"name", "d"}, {"backend", "ram"}, {"size", "1G"}, {"workers", "2"}};
+  EXPECT_EQ(make_plan(ram).workers, 2);
+}
+
+TEST(MakePlan, FileOnlySettings) {
+  const Plan p = make_plan({{"name", "d"},
+                            {"backend", "file:/x"},
+                            {"direct_io", "true"},
+                            {"offset", "1M"},
+                            {"size_limit", "64M"}});
+  EXPECT_TRUE(p.direct_io);
+  EXPECT_EQ(p.offset, 1u << 20);
+  EXPECT_EQ(p.size_limit, std::optional<std::uint64_t>(64u << 20));
+  const Plan d = make_plan({{"name", "d"}, {"backend", "file:/x"}});
+  EXPECT_FALSE(d.direct_io);
+  EXPECT_EQ(d.offset, 0u);
+  EXPECT_FALSE(d.size_limit);
+
+  expect_refused({{"name", "d"}, {"backend", "ram"}, {"size", "1G"}, {"direct_io", "true"}},
+                 "direct_io goes with a file backend (file:PATH), not the ram backend");
+  // Off is off, whatever the backend.
+  EXPECT_FALSE(
+      make_plan({{"name", "d"}, {"backend", "ram"}, {"size", "1G"}, {"direct_io", "false"}})
+          .direct_io);
+  expect_refused({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"offset", "4096"}},
+                 "offset goes with a file backend (file:PATH), not the null backend");
+  expect_refused({{"name", "d"}, {"backend", "ram"}, {"size", "1G"}, {"size_limit", "1G"}},
+                 "size_limit goes with a file backend");
+  expect_refused({{"name", "d"}, {"backend", "file:/x"}, {"direct_io", "sometimes"}},
+                 "direct_io 'sometimes' is not true or false");
+  expect_refused({{"name", "d"}, {"backend", "file:/x"}, {"offset", "1X"}},
+                 "offset '1X' is not a size");
+  expect_refused({{"name", "d"}, {"backend", "file:/x"}, {"size_limit", "0"}},
+                 "size_limit 0 leaves nothing to serve");
+}
+
+TEST(MakePlan, RbdSpecAndSettings) {
+  const Settings base{{"name", "d"}, {"backend", "rbd:pool/img"}};
+  if (!kHaveRbd) {
+    expect_refused(base, "without librbd");
+  } else {
+    const Plan p = make_plan(base);
+    EXPECT_EQ(p.backend, BackendKind::kRbd);
+    EXPECT_EQ(p.rbd.pool, "pool");
+    EXPECT_EQ(p.rbd.image, "img");
+    EXPECT_FALSE(p.size_given);  // the image's size
+    // dblock-rbd's defaults; dblock-serve's for the device.
+    EXPECT_EQ(p.rbd.client_id, "admin");
+    EXPECT_EQ(p.rbd.conf_file, "");
+    EXPECT_FALSE(p.rbd.create_size);
+    EXPECT_EQ(p.rbd.connect_timeout_s, 15u);
+    EXPECT_EQ(p.rbd.lock_timeout_s, 60u);
+    EXPECT_FALSE(p.rbd.cache);
+    EXPECT_EQ(p.device.recovery, dblock::Recovery::kFail);
+    EXPECT_EQ(p.device.queues, 2);
+    EXPECT_EQ(p.device.queue_depth, 64);
+    EXPECT_EQ(p.device.max_io_bytes, 256u * 1024);
+
+    Settings all = base;
+    all["ceph_conf"] = "/etc/ceph/c.conf";
+    all["ceph_id"] = "dblock";
+    all["create_size"] = "10G";
+    all["connect_timeout"] = "30s";
+    all["lock_timeout"] = "2m";
+    all["rbd_cache"] = "true";
+    const Plan q = make_plan(all);
+    EXPECT_EQ(q.rbd.conf_file, "/etc/ceph/c.conf");
+    EXPECT_EQ(q.rbd.client_id, "dblock");
+    EXPECT_EQ(q.rbd.create_size, std::optional<std::uint64_t>(10ull << 30));
+    EXPECT_EQ(q.rbd.connect_timeout_s, 30u);
+    EXPECT_EQ(q.rbd.lock_timeout_s, 120u);
+    EXPECT_TRUE(q.rbd.cache);
+
+    auto with = [&](std::string key, std::string value) {
+      Settings s = base;
+      s[std::move(key)] = std::move(value);
+      return s;
+    };
+    expect_refused(with("connect_timeout", "15"), "connect_timeout '15' is not a whole number");
+    expect_refused(with("lock_timeout", "1500ms"), "lock_timeout '1500ms' is not a whole number");
+    expect_refused(with("lock_timeout", "never"), "is not a whole number of seconds");
+    expect_refused(with("connect_timeout", "soon"), "is not a whole number of seconds");
+    expect_refused(with("create_size", "0"), "create_size 0");
+    expect_refused(with("ceph_id", ""), "ceph_id is empty");
+    expect_refused(with("rbd_cache", "perhaps"), "rbd_cache 'perhaps' is not true or false");
+    expect_refused(with("workers", "4"), "workers goes with the ram, null and file backends");
+    expect_refused(with("direct_io", "true"), "direct_io goes with a file backend");
+  }
+  // The spec is checked either way.
+  expect_refused({{"name", "d"}, {"backend", "rbd:pool/"}}, "backend 'rbd:pool/' names no image");
+  expect_refused({{"name", "d"}, {"backend", "rbd:img"}}, "backend 'rbd:img' names no pool");
+  expect_refused({{"name", "d"}, {"backend", "rbd:/img"}}, "names no pool");
+  expect_refused({{"name", "d"}, {"backend", "rbd:"}}, "names no pool");
+  expect_refused({{"name", "d"}, {"backend", "rbd:p/ns/img"}}, "namespaces are not supported");
+  expect_refused({{"name", "d"}, {"backend", "rbd:p/img@snap"}}, "snapshots are not supported");
+  // rbd settings with another backend.
+  for (const char* key :
+       {"ceph_conf", "ceph_id", "create_size", "connect_timeout", "lock_timeout", "rbd_cache"}) {
+    expect_refused({{"name", "d"}, {"backend", "file:/x"}, {key, "1"}},
+                   std::string(key) + " goes with an rbd backend (rbd:POOL/IMAGE), not the "
+                                      "file:/x backend");
+  }
+  expect_refused({{"name", "d"}, {"backend", "disk"}, {"size", "1G"}},
+                 "backend 'disk' is not one of ram, null, file:PATH, rbd:POOL/IMAGE");
+}
+
+// open_backend() with a file: the served part's size, and direct I/O's
+// alignment against the block size.
+class OpenFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "dblock_serve_XXXXXX").string();
+    const int fd = ::mkstemp(tmpl.data());
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+    path_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+
+  Plan plan(Settings extra) {
+    extra["name"] = "d";
+    extra["backend"] = "file:" + path_;
+    return make_plan(extra);
+  }
+
+  std::string path_;
+};
+
+TEST_F(OpenFile, SizeIsTheServedPart) {
+  std::filesystem::resize_file(path_, 64 << 20);
+  Plan whole = plan({});
+  OpenedBackend b = open_backend(whole);
+  ASSERT_TRUE(b.sync);
+  EXPECT_FALSE(b.async);
+  EXPECT_EQ(whole.device.size_bytes, 64u << 20);
+
+  Plan part = plan({{"offset", "1M"}, {"size_limit", "16M"}});
+  b = open_backend(part);
+  EXPECT_EQ(part.device.size_bytes, 16u << 20);
+  EXPECT_EQ(b.sync->size(), 16u << 20);
+
+  Plan tail = plan({{"offset", "60M"}});
+  open_backend(tail);
+  EXPECT_EQ(tail.device.size_bytes, 4u << 20);
+
+  Plan odd = plan({{"offset", "1000"}});
+  try {
+    open_backend(odd);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("the part of " + path_ + " served (from offset 1000)"),
+              std::string::npos)
+        << e.what();
+  }
+  Plan beyond = plan({{"offset", "65M"}});
+  EXPECT_THROW(open_backend(beyond), dblock::Error);
+}
+
+TEST_F(OpenFile, DirectIoNeedsABlockSizeOfItsAlignment) {
+  std::filesystem::resize_file(path_, 1 << 20);
+  if (const int fd = ::open(path_.c_str(), O_RDWR | O_DIRECT); fd < 0) {
+    GTEST_SKIP() << "the file system of " << path_ << " refuses O_DIRECT";
+  } else {
+    ::close(fd);
+  }
+  Plan direct = plan({{"direct_io", "on"}});
+  OpenedBackend b = open_backend(direct);
+  const auto& file = dynamic_cast<const dblock::FileBackend&>(*b.sync);
+  EXPECT_TRUE(file.direct_io());
+  EXPECT_LE(file.direct_io_alignment(), direct.device.block_size);
+}
+
+TEST(CheckDirectIoBlockSize, RefusesABlockSizeBelowTheAlignment) {
+  Plan p = make_plan({{"name", "d"}, {"backend", "file:/x"}, {"direct_io", "yes"},
+                      {"block_size", "512"}});
+  try {
+    check_direct_io_block_size(p, 4096);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(),
+                 "block size 512 is smaller than the 4096 bytes O_DIRECT needs on /x (fix: "
+                 "--block-size 4096, or leave out --direct-io)");
+  }
+  EXPECT_NO_THROW(check_direct_io_block_size(p, 512));
+  p.device.block_size = 4096;
+  EXPECT_NO_THROW(check_direct_io_block_size(p, 4096));
+  p.direct_io = false;
+  p.device.block_size = 512;
+  EXPECT_NO_THROW(check_direct_io_block_size(p, 4096));  // no O_DIRECT, no constraint
 }
 
 }  // namespace

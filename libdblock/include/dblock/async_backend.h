@@ -41,7 +41,7 @@ class AsyncCompletion {
   void done(int result) const noexcept;
 
  private:
-  friend class AsyncServer;
+  friend struct detail::AsyncQueue;
   AsyncCompletion(detail::AsyncQueue* queue, std::uint16_t tag, std::uint32_t seq)
       : queue_(queue), tag_(tag), seq_(seq) {}
 
@@ -73,6 +73,12 @@ class AsyncBackend {
   virtual bool supports_write_zeroes() const { return false; }
   // With supports_discard(): the granularity to advertise (0: block size).
   virtual std::uint32_t discard_granularity() const { return 0; }
+
+  // The device was resized (grown or shrunk) to new_size bytes; called from
+  // a queue thread while no request past min(old, new) size is in flight.
+  // The default refuses to grow past size() (ENOSPC) and accepts a shrink;
+  // a refused grow leaves the device served at its old size.
+  virtual void resize(std::uint64_t new_size);
 };
 
 }  // namespace dblock

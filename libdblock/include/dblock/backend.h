@@ -39,6 +39,12 @@ class Backend {
   virtual bool supports_discard() const { return false; }
   virtual bool supports_write_zeroes() const { return false; }
 
+  // Whether read/write/flush may wait for storage (a disk, the network):
+  // the server then runs requests on worker threads, so that many are in
+  // flight (ServeOptions::workers).  Backends that only copy memory say
+  // false and run on the queue threads.
+  virtual bool may_block() const { return true; }
+
   // The device was resized (grown or shrunk) to new_size bytes.  The
   // default refuses to grow past size() and accepts a shrink.
   virtual void resize(std::uint64_t new_size);

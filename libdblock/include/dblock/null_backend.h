@@ -30,6 +30,7 @@ class NullBackend final : public Backend {
   void write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) override;
   bool supports_discard() const override { return true; }
   bool supports_write_zeroes() const override { return true; }
+  bool may_block() const override { return false; }
 
  private:
   const std::uint64_t size_;

@@ -11,7 +11,6 @@
 #include <unordered_map>
 
 #include "dblock/backend.h"
-#include "dblock/mapping.h"
 
 namespace dblock {
 
@@ -41,19 +40,14 @@ class RamBackend final : public Backend {
   void write_zeroes(std::uint64_t offset, std::uint64_t length, bool may_unmap) override;
   bool supports_discard() const override { return true; }
   bool supports_write_zeroes() const override { return true; }
+  bool may_block() const override { return false; }
   // Growing costs nothing until written; shrinking frees what is cut off.
   void resize(std::uint64_t new_size) override;
 
   std::uint64_t allocated_bytes() const;
 
  private:
-  struct Chunk {
-    Chunk();
-    std::byte* data() const { return memory.bytes().data(); }
-
-    std::mutex mu;
-    Mapping memory;
-  };
+  struct Chunk;  // ram_backend.cc
 
   // A chunk stays alive while a reader or writer holds it, even if a
   // concurrent discard drops it from the table.

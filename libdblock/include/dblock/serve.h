@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "dblock/async_backend.h"
 #include "dblock/backend.h"
 #include "dblock/device.h"
 
@@ -33,6 +34,11 @@ struct ServeOptions {
   // never waits for its own pages to be read back while the kernel reclaims
   // memory by writing to the device it serves.
   bool lock_memory = false;
+  // Threads that run a blocking Backend's requests, shared by the queues: up
+  // to this many requests are in flight.  -1: the default (none for a
+  // backend that never blocks, else queues x depth, at most 32); 0: run each
+  // request on its queue's thread.  Ignored for an AsyncBackend.
+  int workers = -1;
   // Runs once the disk exists.  Default: print "serving /dev/NAME (...)" to
   // stdout.
   std::function<void(const DeviceInfo&)> on_started;
@@ -49,6 +55,8 @@ struct ServeOptions {
 // it had created it, and returns 1.
 // Thread-safety: call from one thread; it serves with one thread per queue.
 int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& options = {});
+// The same for a backend whose requests complete on their own (RbdBackend).
+int serve(const DeviceConfig& config, AsyncBackend& backend, const ServeOptions& options = {});
 
 // The one-line message serve() prints for an error while creating `name`,
 // with the fix for the common mistakes ("... (fix: ...)").

@@ -2,33 +2,55 @@
 #ifndef DBLOCK_SERVER_H_
 #define DBLOCK_SERVER_H_
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <exception>
 #include <functional>
-#include <mutex>
-#include <vector>
+#include <memory>
+#include <string>
 
+#include "dblock/async_backend.h"
 #include "dblock/backend.h"
 #include "dblock/device.h"
-#include "dblock/dispatch.h"
-#include "dblock/queue_buffer.h"
-#include "dblock/unique_fd.h"
 
 namespace dblock {
 
-// Serves one device from a Backend: one thread per hardware queue loops on
-// DBLOCK_IOC_SERVE, and another thread issues DBLOCK_IOC_START.
+namespace detail {
+struct ServerCore;
+}
+
+// Options of a Server (and of serve(), which passes them on).
+// Thread-safety: plain value.
+struct ServerOptions {
+  // Threads that run a blocking Backend's requests, shared by the queues:
+  // up to this many requests are in flight.  -1: the default, none for a
+  // backend that never blocks (Backend::may_block()), else queues x depth,
+  // at most 32; 0: each request runs on its queue's thread.  Unused for an
+  // AsyncBackend.
+  int workers = -1;
+  // Told what the server worked around without stopping, e.g. a grow the
+  // backend refused (the device is then served at its old size).  Default:
+  // nothing.  Called from a queue thread.
+  std::function<void(const std::string&)> on_warning;
+};
+
+// Serves one device, whatever its backend: one thread per hardware queue
+// loops on DBLOCK_IOC_SERVE, fetching requests and handing back answers.
+// Each request is checked against the device (range, alignment, ops and
+// flags it declared) before the backend sees it, and a backend's exception
+// becomes the request's errno (std::system_error: its code; std::bad_alloc:
+// ENOMEM; anything else: EIO).  An AsyncBackend completes requests from any
+// thread; a Backend runs on worker threads (ServerOptions::workers) or on the
+// queue threads.  Online resizes reach the backend (resize()) before any
+// request past the old end: a grow first, then the wider checks.
+//
+// No signals: threads are woken with DBLOCK_IOC_KICK (and condition
+// variables), so the application keeps every signal for itself.
 //
 // Stopping: run() returns once the device is destroyed (every queue got
-// DBLOCK_SERVE_GONE).  request_stop(), or an error in any thread, makes
-// run() answer what the queues already fetched, stop all threads and
-// return (rethrowing the first error, if any).  Threads blocked in the kernel
-// are woken with SIGRTMIN, for which run() installs an empty handler without
-// SA_RESTART; applications must leave that signal alone.  Requests not yet
-// fetched are left to the kernel (its timeout), so prefer destroying the
-// device to request_stop().
+// DBLOCK_SERVE_GONE), or after request_stop() or an error in any thread
+// (rethrown); either way only once every request the backend was given has
+// completed and its answer went back to the kernel.  Requests not yet
+// fetched stay with the kernel: under the "wait" recovery policy, for the
+// next server to attach (a handover).
 //
 // Thread-safety: run() once, from one thread; request_stop() and the
 // accessors from any thread (not from a signal handler).
@@ -36,47 +58,36 @@ class Server {
  public:
   using StartedCallback = std::function<void(const DeviceInfo&)>;
 
-  // Opens /dev/dblock/<device_id> and sets up the queues' buffers.  The
-  // backend must be at least as large as the device and outlive the Server.
-  Server(std::uint32_t device_id, Backend& backend);
+  // Opens /dev/dblock/<device_id> and sets up the queues.  The backend must
+  // be at least as large as the device and outlive the Server.
+  Server(std::uint32_t device_id, Backend& backend, const ServerOptions& options = {});
+  Server(std::uint32_t device_id, AsyncBackend& backend, const ServerOptions& options = {});
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
 
   // As read when the Server was constructed.
-  const DeviceInfo& info() const { return info_; }
+  const DeviceInfo& info() const;
 
   // Serves until the device is destroyed or stop is requested.  on_started
-  // runs (on another thread) once START returned, i.e. once the disk exists,
-  // with fresh info (disk numbers, state).
+  // runs on the calling thread once the disk exists: after START for a new
+  // device, at once for a live device taken over (took_over()), with fresh
+  // info (disk numbers, state).
   void run(const StartedCallback& on_started = {});
   void request_stop();
 
+  // Whether the device was already live when run() started (a takeover).
+  bool took_over() const;
+  // Requests given to the backend so far.
+  std::uint64_t requests_served() const;
   // Completions the kernel refused (stale, timed out, ...).
-  std::uint64_t rejected_completions() const { return rejected_.load(); }
+  std::uint64_t rejected_completions() const;
+  // Threads running a Backend's requests (0: on the queue threads, or an
+  // AsyncBackend).
+  unsigned workers() const;
 
  private:
-  void serve_queue(std::uint16_t queue);
-  void start_device(const StartedCallback& on_started);
-  void apply_resize();
-  void thread_finished(std::exception_ptr error);
-  std::string context() const;
-
-  DeviceInfo info_;
-  std::string channel_path_;
-  UniqueFd channel_;
-  std::vector<QueueBuffer> buffers_;
-  Backend& backend_;
-  Dispatcher dispatcher_;
-  std::mutex resize_mu_;
-  std::uint64_t current_size_ = 0;  // guarded by resize_mu_
-
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> rejected_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int running_ = 0;              // guarded by mu_
-  std::exception_ptr error_;     // guarded by mu_
+  std::unique_ptr<detail::ServerCore> core_;
 };
 
 }  // namespace dblock

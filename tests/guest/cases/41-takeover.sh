@@ -23,7 +23,7 @@ attach_serve() {
 wait_writes_past() {
   local deadline=$((SECONDS + 120))
   until (($(cat /sys/block/$name/dblock/writes) > $1)); do
-    kill -0 "$fio_pid" 2>/dev/null || die "fio ended before the server was replaced"
+    kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.takeover.out; die "fio ended before the server was replaced"; }
     ((SECONDS < deadline)) || die "no write progress in 120s"
     sleep 0.2
   done

@@ -1,5 +1,5 @@
 #!/bin/bash
-# dblock-rbd on a 3-OSD cluster (pool size 3, min_size 2): one OSD is
+# dblock-serve --backend rbd: on a 3-OSD cluster (pool size 3, min_size 2): one OSD is
 # SIGKILLed during fio --verify at QD32; fio must see no I/O or verify error
 # and the kernel log no I/O error.
 # Needs ~4 GiB guest memory and DBLOCK_CASE_TIMEOUT >= 900 under TCG.
@@ -21,7 +21,7 @@ rbd_case_cleanup() {
   cleanup_dblock
 }
 
-[[ -x $DBLOCK_RBD ]] || die "no $DBLOCK_RBD (built only when librbd-dev is installed)"
+need_rbd_server
 load_dblock
 trap rbd_case_cleanup EXIT
 ceph_start --osds 3

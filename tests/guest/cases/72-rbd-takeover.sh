@@ -1,5 +1,5 @@
 #!/bin/bash
-# Takeover: dblock-rbd serves /dev/rbdvol with --recovery wait; ext4 on it
+# Takeover: dblock-serve serves /dev/rbdvol with --recovery wait; ext4 on it
 # gets a file workload (each file fsynced); the server is SIGKILLed in the
 # middle and a NEW server process started at once.  The new server waits
 # for the dead one's exclusive lock, takes the device over (the kernel hands
@@ -26,13 +26,13 @@ rbd_case_cleanup() {
   cleanup_dblock
 }
 
-[[ -x $DBLOCK_RBD ]] || die "no $DBLOCK_RBD (built only when librbd-dev is installed)"
+need_rbd_server
 grep -q DBLOCK_RECOVERY_WAIT "$DBLOCK_ROOT/include/uapi/linux/dblock.h" || die "no recovery policies in this ABI"
 load_dblock
 trap rbd_case_cleanup EXIT
 ceph_start --osds 1
 ceph_create_image vol 1G
-start_rbd_server rbdvol vol --recovery wait --grace 300
+start_rbd_server rbdvol vol --recovery wait --grace 300s
 cat /tmp/rbd-rbdvol.log
 [[ $(cat /sys/block/rbdvol/dblock/recovery 2>/dev/null || echo wait) == wait ]] ||
   die "the device's recovery policy is not 'wait'"
@@ -59,11 +59,11 @@ until [[ $(wc -l </tmp/progress.txt) -ge 8 ]]; do
 done
 
 t_kill=$(date +%s.%N)
-log "SIGKILL dblock-rbd (pid $RBD_PID) after $(wc -l </tmp/progress.txt) files"
+log "SIGKILL dblock-serve (pid $RBD_PID) after $(wc -l </tmp/progress.txt) files"
 kill -KILL "$RBD_PID"
 wait "$RBD_PID" 2>/dev/null || true
 done_at_kill=$(wc -l </tmp/progress.txt)
-start_rbd_server rbdvol vol --recovery wait --grace 300
+start_rbd_server rbdvol vol --attach
 t_serving=$(date +%s.%N)
 cat /tmp/rbd-rbdvol.log
 grep -q "took over" /tmp/rbd-rbdvol.log || die "the new server did not take the device over"

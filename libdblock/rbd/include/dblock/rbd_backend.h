@@ -2,6 +2,7 @@
 #ifndef DBLOCK_RBD_BACKEND_H_
 #define DBLOCK_RBD_BACKEND_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -60,12 +61,16 @@ class RbdBackend : public AsyncBackend {
   // Closes the image and disconnects: only once no request is in flight.
   ~RbdBackend() override;
 
-  std::uint64_t size() const override { return size_; }
+  std::uint64_t size() const override { return size_.load(); }
   void submit(const AsyncRequest& request, AsyncCompletion completion) override;
   bool supports_flush() const override { return true; }
   bool supports_discard() const override { return true; }
   bool supports_write_zeroes() const override { return true; }
   std::uint32_t discard_granularity() const override { return kDiscardGranularity; }
+  // A grow past the image's end grows the image (rbd_resize); a shrink
+  // leaves the image as it is, so that no data is cut off by a device
+  // resize alone (shrink the image with `rbd resize --allow-shrink`).
+  void resize(std::uint64_t new_size) override;
 
   // "pool/image"
   const std::string& spec() const { return spec_; }
@@ -84,7 +89,7 @@ class RbdBackend : public AsyncBackend {
   void* cluster_ = nullptr;  // rados_t
   void* ioctx_ = nullptr;    // rados_ioctx_t
   void* image_ = nullptr;    // rbd_image_t
-  std::uint64_t size_ = 0;
+  std::atomic<std::uint64_t> size_{0};
   bool created_ = false;
   std::chrono::milliseconds lock_wait_{0};
 
