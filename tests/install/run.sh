@@ -55,11 +55,10 @@ for tool in dblockctl dblock-serve dblock_sample_ramdisk; do
   needed=$(readelf -d "$root$prefix/bin/$tool" | sed -n 's/.*(NEEDED).*\[\(libdblock[^]]*\)\]/\1/p')
   [[ $needed == libdblock.so.0 ]] || die "$tool needs '$needed', not libdblock.so.0"
 done
-leaked=$(nm -DC --defined-only "$root$lib/libdblock.so.0" | awk '{ $1 = $2 = ""; print }' |
-  grep -v -e '^ *dblock::' -e '^ *typeinfo for dblock::' -e '^ *typeinfo name for dblock::' \
-    -e '^ *vtable for dblock::' -e '^ *DBLOCK_0$' | head -5)
+exports=$(nm -DC --defined-only "$root$lib/libdblock.so.0" | awk '{ $1 = $2 = ""; sub(/^ +/, ""); print }')
+leaked=$(awk '!/^(dblock::|typeinfo for dblock::|typeinfo name for dblock::|vtable for dblock::|DBLOCK_0$)/' <<<"$exports" | head -5)
 [[ -z $leaked ]] || die "libdblock.so.0 exports more than dblock::: $leaked"
-private=$(nm -DC --defined-only "$root$lib/libdblock.so.0" | grep -E 'dblock::(internal|detail)::|dblock::(Mapping|QueueBuffer)' | head -3)
+private=$(awk '/dblock::(internal|detail)::|dblock::(Mapping|QueueBuffer)/' <<<"$exports" | head -3)
 [[ -z $private ]] || die "libdblock.so.0 exports private classes: $private"
 # The installed headers are the API: what a backend author needs, each one
 # compiling on its own, none of the library's private ones.
