@@ -16,7 +16,9 @@ cleanup_dblock() {
   trap - EXIT
   set +e
   if grep -q '^dblock ' /proc/modules; then
-    grep ' /tmp/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l 2>/dev/null
+    # Not the checkout itself, which is a share under /tmp when it lives there.
+    awk -v keep="$DBLOCK_ROOT" '$2 ~ /^\/tmp\// && $2 != keep && index($2, keep "/") != 1 { print $2 }' \
+      /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null
     pkill -KILL -f "$DBLOCK_BIN/" 2>/dev/null
     sleep 0.5
     for name in $("$DBLOCKCTL" list --json 2>/dev/null | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p'); do

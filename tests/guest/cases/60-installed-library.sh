@@ -26,15 +26,18 @@ done
 ldd "$dir/bin/consumer-cmake" | grep "libdblock.so.0 => $root$prefix/lib/libdblock.so.0" ||
   die "consumer-cmake does not use the installed libdblock.so.0"
 
-# The installed tools.
+# The installed tools: they link libdblock.so.0, which in a DESTDIR tree
+# the loader finds only when told where.
+installed() { env LD_LIBRARY_PATH="$root$prefix/lib" "$@"; }
 log "installed dblock-serve"
-"$root$prefix/bin/dblock-serve" instserve --backend ram --size 32M >/tmp/instserve.log 2>&1 &
+# Not through the function: $! must be the server's own pid (env execs it).
+env LD_LIBRARY_PATH="$root$prefix/lib" "$root$prefix/bin/dblock-serve" instserve --backend ram --size 32M >/tmp/instserve.log 2>&1 &
 pid=$!
-wait_for_path /dev/instserve 30
+(wait_for_path /dev/instserve 30) || { cat /tmp/instserve.log; die "installed dblock-serve did not serve"; }
 dd if=/dev/urandom of=/tmp/blk bs=4096 count=4 status=none
 timeout 60 dd if=/tmp/blk of=/dev/instserve bs=4096 oflag=direct status=none
 cmp /tmp/blk <(dd if=/dev/instserve bs=4096 count=4 iflag=direct status=none) || die "instserve data differs"
-"$root$prefix/bin/dblockctl" list | grep -q instserve || die "installed dblockctl does not list instserve"
+installed "$root$prefix/bin/dblockctl" list | grep -q instserve || die "installed dblockctl does not list instserve"
 
 # The udev rule, as udevd would apply it (no udevd in the guest).
 mkdir -p /run/udev/rules.d
