@@ -9,7 +9,7 @@
 namespace dblock::internal {
 
 // Backends are also used directly (tests, tools), not only behind the
-// Dispatcher's checks, so each guards its own bounds.
+// server's request checks, so each guards its own bounds.
 void check_range(std::string_view op, std::uint64_t offset, std::size_t length,
                  std::uint64_t size);
 
