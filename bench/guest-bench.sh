@@ -78,7 +78,7 @@ run_fio() {
   fi
   for job in "${JOBS[@]}"; do
     name=${job%% *} opts=${job#* }
-    out=$RAW/fio/$target@$name
+    out=$RAW/fio/$target@$name${FIO_ROUND:+@r$FIO_ROUND}
     if [[ $opts == *numjobs=2* ]]; then
       pin=(taskset -c 0-1) ; opts+=" --cpus_allowed=0-1 --cpus_allowed_policy=split"
       [[ -n $spid ]] && taskset -a -p -c 0-1 "$spid" >/dev/null
@@ -99,7 +99,7 @@ run_fio() {
     if ((rc)); then
       log "$target $name: fio failed ($rc): $(head -c 300 "$out.err")"
     else
-      log "$target $name: $(sed -n 's/.*"iops" : \([0-9.]*\),.*/\1/p' "$out.json" | head -2 | tr '\n' ' ')IOPS(r w)"
+      log "$target $name${FIO_ROUND:+ (round $FIO_ROUND)}: $(sed -n 's/.*"iops" : \([0-9.]*\),.*/\1/p' "$out.json" | head -2 | tr '\n' ' ')IOPS(r w)"
     fi
   done
 }
@@ -271,9 +271,11 @@ fi
 # matters run.
 LAT_JOBS=" rr4k_qd32 rw4k_qd32 sr1m_qd8 sw1m_qd8 "
 lat_targets=()
-for t in null_blk-lat loop-dio-lat dblock-file-dio-lat; do want "$t" && lat_targets+=("$t"); done
+for t in null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil; do
+  want "$t" && lat_targets+=("$t")
+done
 if ((${#lat_targets[@]})); then
-  NBCFG=/sys/kernel/config/nullb/nullb_lat lat_mod=0 lat_ok=1 nbdev="" ldev="" lpid=""
+  NBCFG=/sys/kernel/config/nullb/nullb_lat lat_mod=0 lat_ok=1 nbdev="" ldev="" lpid="" tpid="" cpid=""
   LATENV=$RAW/lat.env
   if [[ ! -d /sys/module/null_blk ]]; then
     modprobe null_blk nr_devices=0 && lat_mod=1
@@ -343,28 +345,56 @@ if ((${#lat_targets[@]})); then
         SERVE_EXTRA=()
       fi
     fi
+    # The same file backend on worker threads (--aio threads): what io_uring gains.
+    if [[ " ${lat_targets[*]} " == *" dblock-file-thr-lat "* ]] && serve_available; then
+      if "$SERVE" --help 2>&1 | grep -q -- '--aio'; then
+        SERVE_EXTRA=(--direct-io --aio threads)
+        start_dblock dbfilethr "file:$nbdev" 1 && tpid=$DPID
+        SERVE_EXTRA=()
+        [[ -n $tpid ]] || note "dblock-file-thr-lat: server failed to start"
+      else
+        note "dblock-file-thr-lat: skipped: this dblock-serve has no --aio"
+      fi
+    fi
+    # The null backend (answers at once, no I/O) in the same shape: the most
+    # any dblock backend can reach here, the transport's ceiling.
+    if [[ " ${lat_targets[*]} " == *" dblock-null-ceil "* ]] && serve_available; then
+      start_dblock dbnullceil null 1 && cpid=$DPID
+      [[ -n $cpid ]] || note "dblock-null-ceil: server failed to start"
+    fi
+    for p in $tpid $cpid; do taskset -a -p -c $SERVER_CPU "$p" >/dev/null; done
     # The prefill went to null_blk directly: warm loop and dblock up alike
     # (1 s, unmeasured) so that neither pays for its first requests in a measured job.
     [[ -n $lpid ]] && taskset -a -p -c $SERVER_CPU "$lpid" >/dev/null
-    for dev in ${ldev:+"$ldev"} ${lpid:+/dev/dbfiledio}; do
+    for dev in ${ldev:+"$ldev"} ${lpid:+/dev/dbfiledio} ${tpid:+/dev/dbfilethr} ${cpid:+/dev/dbnullceil}; do
       taskset -c $FIO_CPU fio --name=warmup --filename="$dev" --ioengine=libaio --direct=1 --time_based \
         --runtime=1 --rw=randread --bs=4k --iodepth=32 --size=${SIZE_MB}M --norandommap --randrepeat=0 \
         --output-format=terse >/dev/null 2>&1 || log "warm-up of $dev failed"
     done
-    saved=("${JOBS[@]}")
-    for job in "${saved[@]}"; do
-      [[ $LAT_JOBS == *" ${job%% *} "* ]] || continue
-      JOBS=("$job")
-      for t in "${lat_targets[@]}"; do
-        case $t in
-          null_blk-lat) run_fio "$t" "$nbdev" ;;
-          loop-dio-lat) [[ -n $ldev ]] && run_fio "$t" "$ldev" ;;
-          dblock-file-dio-lat) [[ -n $lpid ]] && run_fio "$t" /dev/dbfiledio "$lpid" ;;
-        esac
+    # Rounds, each target in turn per job: the report takes each one's
+    # median (one TCG sample drifts by tens of percent with the host's load).
+    saved=("${JOBS[@]}") lat_rounds=3
+    ((QUICK)) && lat_rounds=1
+    for ((FIO_ROUND = 1; FIO_ROUND <= lat_rounds; FIO_ROUND++)); do
+      for job in "${saved[@]}"; do
+        [[ $LAT_JOBS == *" ${job%% *} "* ]] || continue
+        JOBS=("$job")
+        for t in "${lat_targets[@]}"; do
+          case $t in
+            null_blk-lat) run_fio "$t" "$nbdev" ;;
+            loop-dio-lat) [[ -n $ldev ]] && run_fio "$t" "$ldev" ;;
+            dblock-file-dio-lat) [[ -n $lpid ]] && run_fio "$t" /dev/dbfiledio "$lpid" ;;
+            dblock-file-thr-lat) [[ -n $tpid ]] && run_fio "$t" /dev/dbfilethr "$tpid" ;;
+            dblock-null-ceil) [[ -n $cpid ]] && run_fio "$t" /dev/dbnullceil "$cpid" ;;
+          esac
+        done
       done
     done
+    FIO_ROUND=""
     JOBS=("${saved[@]}")
     [[ -n $lpid ]] && stop_dblock dbfiledio "$lpid"
+    [[ -n $tpid ]] && stop_dblock dbfilethr "$tpid"
+    [[ -n $cpid ]] && stop_dblock dbnullceil "$cpid"
     [[ -n $ldev ]] && losetup -d "$ldev"
   fi
   if [[ -d $NBCFG ]]; then

@@ -13,7 +13,8 @@
 #                             [--lat-us US]  (the *-lat device's completion time, default 100)
 # Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved
 #   dblock-ram-1q-coloc profile mem scale
-#   null_blk-lat loop-dio-lat dblock-file-dio-lat  (100 us latency null_blk device)
+#   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil
+#     (100 us latency null_blk device; file on io_uring, on threads; null: the ceiling)
 # Output: a full run writes bench/results/latest.{md,json,png} (tracked) and
 # copies the raw files to bench/results/raw-latest/ (git-ignored); a --quick or
 # --only run leaves bench/results/ alone and writes its report next to its raw
@@ -82,6 +83,11 @@ bindir=${bindir:-$TOP/build/bin}
 for b in dblockctl dblock_sample_ramdisk dblock-serve; do
   [[ -x $bindir/$b ]] && cp "$bindir/$b" "$out/bin/"
 done
+# Tools linked with libdblock.so.0 (the default) run with this copy of it.
+mkdir -p "$out/lib"
+for l in "$bindir"/../lib/libdblock.so.*; do
+  [[ -e $l ]] && cp -a "$l" "$out/lib/"
+done
 cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
 {
   echo "host_uptime_before=$(uptime)"
@@ -98,7 +104,7 @@ cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
 say "guest run: kernel $line, runtime ${runtime}s + ramp ${ramp}s per job, out $out"
 set +e
 "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 2400 --out "$out" -- \
-  env DBLOCK_BENCH_MODPARAMS="$modparams" DBLOCK_BENCH_LAT_NSEC=$((lat_us * 1000)) "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
+  env LD_LIBRARY_PATH="$out/lib" DBLOCK_BENCH_MODPARAMS="$modparams" DBLOCK_BENCH_LAT_NSEC=$((lat_us * 1000)) "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
   >"$out/guest.log" 2>&1
 rc=$?
 set -e

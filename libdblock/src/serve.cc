@@ -325,10 +325,12 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
         options.on_started(live);
         return;
       }
-      out.say(fmt::format("{} {} ({}, {}-byte blocks, {} queues x {})",
+      out.say(fmt::format("{} {} ({}, {}-byte blocks, {} queues x {}{}{})",
                           options.attach ? "took over" : "serving", live.disk_path(),
                           format_size(live.config.size_bytes), live.config.block_size,
-                          live.config.queues, live.config.queue_depth));
+                          live.config.queues, live.config.queue_depth,
+                          options.backend_description.empty() ? "" : "; ",
+                          options.backend_description));
     });
     if (handed_over) {
       out.say(fmt::format("handed {} over, exiting", device.disk_path()));

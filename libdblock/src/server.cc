@@ -393,6 +393,7 @@ void ServerCore::serve_queue(AsyncQueue& q) {
       submit(q, requests[i], completions);
       if (completions.size() != before) --inflight;  // answered at once
     }
+    if (fetched > 0) backend->commit();
   }
 }
 

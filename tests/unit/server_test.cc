@@ -31,8 +31,10 @@
 
 #include "dblock/async_backend.h"
 #include "dblock/error.h"
+#include "dblock/file_backend.h"
 #include "dblock/ram_backend.h"
 #include "dblock/server.h"
+#include "dblock/uring_file_backend.h"
 
 extern "C" int __real_open64(const char* path, int flags, ...);
 extern "C" int __real_ioctl(int fd, unsigned long request, ...);
@@ -683,6 +685,61 @@ TEST_F(ServerTest, MissingChannelNamesIt) {
     EXPECT_NE(std::string(e.what()).find("serve device 6: open /dev/dblock/6"), std::string::npos)
         << e.what();
   }
+}
+
+// A file on io_uring: data both ways, FUA and flush reach fdatasync, a
+// discard runs through the FileBackend, and a read past the end of the
+// file (it shrank) reads zeros.
+TEST_F(ServerTest, AFileOnIoUring) {
+  if (!UringFileBackend::available()) GTEST_SKIP() << "libdblock built without liburing";
+  char path[] = "/tmp/dblock-uring-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::ftruncate(fd, 1 << 20), 0);
+  FileBackend file(path);
+  ::unlink(path);
+  std::unique_ptr<UringFileBackend> uring;
+  try {
+    uring = std::make_unique<UringFileBackend>(file);
+  } catch (const Error& e) {
+    GTEST_SKIP() << "io_uring refused here: " << e.what();
+  }
+  kernel_.info.config.flags |= DBLOCK_DEV_DISCARD;
+  Server server(5, *uring);
+  EXPECT_EQ(server.workers(), 0u);
+  std::thread runner([&] { server.run(); });
+  std::memset(kernel_.buffer(1, 3), 0x6b, 8192);
+  kernel_.submit(1, {3, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 65536, 8192, 1, 0});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  std::memset(kernel_.buffer(0, 2), 0x3c, 4096);
+  kernel_.submit(0, {2, DBLOCK_OP_WRITE, 0, 0, 4096, 4096, 2, 0});
+  kernel_.submit(0, {1, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 3, 0});
+  ASSERT_TRUE(kernel_.wait_done(3));
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 65536 + 4096, 4096, 4, 0});
+  kernel_.submit(1, {0, DBLOCK_OP_DISCARD, 0, 0, 4096, 4096, 5, 0});
+  ASSERT_TRUE(kernel_.wait_done(5));
+  EXPECT_EQ(uring->syncs_issued(), 2u);  // the FUA write's and the flush's
+  ASSERT_EQ(::ftruncate(fd, 65536 + 4096), 0);
+  std::memset(kernel_.buffer(1, 1), 0x77, 8192);
+  kernel_.submit(1, {1, DBLOCK_OP_READ, 0, 0, 65536, 8192, 6, 0});
+  ASSERT_TRUE(kernel_.wait_done(6));
+  kernel_.destroy();
+  runner.join();
+  std::vector<std::byte> file_bytes(8192);
+  ASSERT_EQ(::pread(fd, file_bytes.data(), 8192, 0), 8192);
+  EXPECT_EQ(file_bytes[4096], std::byte{0}) << "the discard did not reach the file";
+  ASSERT_EQ(::pread(fd, file_bytes.data(), 4096, 65536), 4096);
+  EXPECT_EQ(file_bytes[0], std::byte{0x6b}) << "the write did not reach the file";
+  ::close(fd);
+
+  for (const auto& [key, c] : kernel_.done) EXPECT_EQ(c.result, 0) << "seq " << key.second;
+  EXPECT_EQ(kernel_.duplicates, 0);
+  EXPECT_EQ(kernel_.buffer(0, 0)[0], std::byte{0x6b});
+  EXPECT_EQ(kernel_.buffer(0, 0)[4095], std::byte{0x6b});
+  // 4 KiB left in the file, then zeros.
+  EXPECT_EQ(kernel_.buffer(1, 1)[4095], std::byte{0x6b});
+  EXPECT_EQ(kernel_.buffer(1, 1)[4096], std::byte{0});
+  EXPECT_EQ(kernel_.buffer(1, 1)[8191], std::byte{0});
 }
 
 }  // namespace

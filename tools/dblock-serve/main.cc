@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
               "A request not answered in this time fails: e.g. 30s (the default), never");
   text_option("--workers", "workers",
               "Threads running the requests of a backend that may block (file): N, 0 (on the "
-              "queue threads) or auto (the default: queues x depth, at most 64; none for ram "
+              "queue threads) or auto (the default: queues x depth, at most 32; none for ram "
               "and null)");
   flag_option("--read-only", "read_only", "Make the disk read-only (and open a file read-only)");
   flag_option("--mlock", "mlock",
@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
   flag_option("--direct-io", "direct_io",
               "file: open it with O_DIRECT, bypassing the page cache (the block size must be at "
               "least the alignment O_DIRECT needs there)");
+  text_option("--aio", "aio",
+              "file: how its requests run: io_uring, threads (see --workers) or auto (the "
+              "default: io_uring for --direct-io or a block device where io_uring is allowed, "
+              "else threads)");
   text_option("--offset", "offset", "file: serve it from this byte on (binary units)");
   text_option("--size-limit", "size_limit",
               "file: serve at most this many bytes of it, from --offset (binary units)");
@@ -150,6 +154,8 @@ int main(int argc, char** argv) {
   options.attach = attach;
   options.lock_memory = plan.lock_memory;
   options.workers = plan.workers;
+  options.backend_description = backend.description;
+  if (!backend.note.empty()) complain(backend.note);
   if (backend.async) return dblock::serve(plan.device, *backend.async, options);
   return dblock::serve(plan.device, *backend.sync, options);
 }

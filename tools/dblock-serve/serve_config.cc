@@ -17,6 +17,7 @@
 #include "dblock/null_backend.h"
 #include "dblock/ram_backend.h"
 #include "dblock/size.h"
+#include "dblock/uring_file_backend.h"
 #ifdef DBLOCK_HAVE_RBD
 #include "dblock/rbd_backend.h"
 #endif
@@ -27,7 +28,7 @@ const char* const kKeys[kKeyCount] = {
     "name",      "backend",    "size",      "block_size", "queues",          "depth",
     "max_io",    "read_only",  "recovery",  "grace",      "timeout",         "mlock",
     "workers",   "direct_io",  "offset",    "size_limit", "ceph_conf",       "ceph_id",
-    "create_size", "connect_timeout", "lock_timeout", "rbd_cache"};
+    "create_size", "connect_timeout", "lock_timeout", "rbd_cache", "aio"};
 
 namespace {
 
@@ -269,7 +270,24 @@ Plan make_plan(const Settings& settings) {
     plan.workers = static_cast<int>(n);
   }
 
-  // A file: like losetup --direct-io, --offset, --sizelimit.
+  // A file: like losetup --direct-io, --offset, --sizelimit, and qemu's aio=.
+  only_for("aio", file, "a file backend (file:PATH)");
+  if (const auto it = settings.find("aio"); it != settings.end()) {
+    if (it->second == "auto") {
+      plan.aio = Aio::kAuto;
+    } else if (it->second == "io_uring") {
+      plan.aio = Aio::kIoUring;
+    } else if (it->second == "threads") {
+      plan.aio = Aio::kThreads;
+    } else {
+      throw std::invalid_argument(
+          fmt::format("aio '{}' is not one of auto, io_uring, threads", it->second));
+    }
+  }
+  if (plan.aio == Aio::kIoUring && plan.workers >= 0) {
+    throw std::invalid_argument(
+        "workers goes with aio threads (io_uring runs a file's requests without threads)");
+  }
   plan.direct_io = boolean(settings, "direct_io");
   if (plan.direct_io && !file) {
     throw std::invalid_argument(
@@ -338,6 +356,19 @@ OpenedBackend open_backend(Plan& plan) {
       options.size_limit = plan.size_limit;
       auto file = std::make_unique<dblock::FileBackend>(plan.file, options);
       check_direct_io_block_size(plan, file->direct_io_alignment());
+      // io_uring where each request may wait for the storage (and threads
+      // were not asked for); buffered I/O to a regular file mostly meets
+      // the page cache, served best on the queue threads.
+      if (plan.aio == Aio::kIoUring ||
+          (plan.aio == Aio::kAuto && plan.workers < 0 && file->may_block() &&
+           dblock::UringFileBackend::available())) {
+        try {
+          opened.async = std::make_unique<dblock::UringFileBackend>(*file);
+        } catch (const dblock::Error& e) {
+          if (plan.aio == Aio::kIoUring) throw;
+          opened.note = fmt::format("{}; serving {} on worker threads", e.what(), plan.file);
+        }
+      }
       if (!plan.size_given) {
         plan.device.size_bytes = file->size();
         if (plan.device.size_bytes == 0 || plan.device.size_bytes % plan.device.block_size != 0) {
@@ -355,6 +386,13 @@ OpenedBackend open_backend(Plan& plan) {
               plan.device.size_bytes, plan.device.block_size));
         }
       }
+      opened.description = fmt::format(
+          "file:{}{}{}, {}", plan.file, plan.offset ? fmt::format(" from byte {}", plan.offset) : "",
+          plan.direct_io ? ", O_DIRECT" : "",
+          opened.async                                  ? "io_uring"
+          : plan.workers == 0 || (plan.workers < 0 && !file->may_block()) ? "on the queue threads"
+          : plan.workers > 0 ? fmt::format("{} worker threads", plan.workers)
+                             : "worker threads");
       opened.sync = std::move(file);
       return opened;
     }
@@ -379,6 +417,7 @@ OpenedBackend open_backend(Plan& plan) {
               image->spec(), image->size(), plan.device.block_size));
         }
       }
+      opened.description = "rbd:" + image->spec();
       opened.async = std::move(image);
       return opened;
 #else

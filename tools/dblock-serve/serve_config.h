@@ -23,8 +23,8 @@ using Settings = std::map<std::string, std::string, std::less<>>;
 
 // name backend size block_size queues depth max_io read_only recovery grace
 // timeout mlock workers direct_io offset size_limit ceph_conf ceph_id
-// create_size connect_timeout lock_timeout rbd_cache
-inline constexpr std::size_t kKeyCount = 22;
+// create_size connect_timeout lock_timeout rbd_cache aio
+inline constexpr std::size_t kKeyCount = 23;
 extern const char* const kKeys[kKeyCount];
 
 // Whether this dblock-serve was built with librbd (the rbd: backend).
@@ -42,6 +42,12 @@ Settings parse_config(std::string_view text, std::string_view origin);
 Settings read_config_file(const std::string& path);
 
 enum class BackendKind { kRam, kNull, kFile, kRbd };
+
+// How a file's requests are run (qemu's aio=): io_uring
+// (dblock::UringFileBackend), threads (ServeOptions::workers), or auto:
+// io_uring when the file may block (FileBackend::may_block()), workers
+// were not given and io_uring is allowed, else as workers says.
+enum class Aio { kAuto, kIoUring, kThreads };
 
 // rbd:POOL/IMAGE and its keys (dblock::RbdBackend::Options, with
 // dblock-rbd's defaults).
@@ -66,6 +72,7 @@ struct Plan {
   int workers = -1;
   // kFile: dblock::FileBackend::Options.
   bool direct_io = false;
+  Aio aio = Aio::kAuto;
   std::uint64_t offset = 0;
   std::optional<std::uint64_t> size_limit;
   RbdPlan rbd;  // kRbd
@@ -78,13 +85,18 @@ struct Plan {
 // are required, size too unless the backend is a file or rbd.  direct_io,
 // offset and size_limit go with a file backend only; ceph_conf, ceph_id,
 // create_size, connect_timeout (15s), lock_timeout (60s) and rbd_cache
-// (false) with rbd only, which is refused unless kHaveRbd.
+// (false) with rbd only, which is refused unless kHaveRbd; aio (auto) with
+// a file only, and workers not with aio io_uring.
 Plan make_plan(const Settings& settings);
 
-// The opened backend: one of the two is set.
+// The opened backend: async if set (rbd; a file on io_uring, which borrows
+// sync), else sync.
 struct OpenedBackend {
   std::unique_ptr<dblock::Backend> sync;        // ram, null, file
-  std::unique_ptr<dblock::AsyncBackend> async;  // rbd
+  std::unique_ptr<dblock::AsyncBackend> async;  // rbd, file with io_uring
+  std::string note;  // aio auto fell back to threads: why
+  // For the serving line: "file:PATH, O_DIRECT, io_uring" and the like.
+  std::string description;
 };
 
 // Opens the backend.  For a file or an rbd image, fills in the size when it

@@ -202,6 +202,27 @@ TEST(MakePlan, Workers) {
   EXPECT_EQ(make_plan(ram).workers, 2);
 }
 
+TEST(MakePlan, Aio) {
+  const Settings file{{"name", "d"}, {"backend", "file:/x"}};
+  EXPECT_EQ(make_plan(file).aio, Aio::kAuto);
+  auto with = [&](std::string value) {
+    Settings s = file;
+    s["aio"] = std::move(value);
+    return s;
+  };
+  EXPECT_EQ(make_plan(with("io_uring")).aio, Aio::kIoUring);
+  EXPECT_EQ(make_plan(with("threads")).aio, Aio::kThreads);
+  EXPECT_EQ(make_plan(with("auto")).aio, Aio::kAuto);
+  expect_refused(with("native"), "aio 'native' is not one of auto, io_uring, threads");
+  Settings both = with("io_uring");
+  both["workers"] = "8";
+  expect_refused(both, "workers goes with aio threads");
+  both["aio"] = "threads";
+  EXPECT_EQ(make_plan(both).workers, 8);
+  expect_refused({{"name", "d"}, {"backend", "ram"}, {"size", "1G"}, {"aio", "io_uring"}},
+                 "aio goes with a file backend (file:PATH), not the ram backend");
+}
+
 TEST(MakePlan, FileOnlySettings) {
   const Plan p = make_plan({{"name", "d"},
                             {"backend", "file:/x"},

@@ -65,6 +65,11 @@ class AsyncBackend {
   // submit() throws and must then never call it: the request fails with the
   // exception's errno (std::system_error) or EIO.
   virtual void submit(const AsyncRequest& request, AsyncCompletion completion) = 0;
+  // Called by a queue thread after its submit() calls for one batch (what
+  // one SERVE fetched), like blk-mq's commit_rqs: a backend may queue the
+  // requests in submit() and start them all here with one call (io_uring).
+  // The default does nothing.
+  virtual void commit() {}
 
   // DBLOCK_DEV_FLUSH: a volatile write cache; FLUSH and FUA writes come.
   virtual bool supports_flush() const = 0;

@@ -24,6 +24,8 @@ namespace dblock {
 // buffered I/O to a regular file mostly meets the page cache, where handing
 // each request to a worker costs more than it saves (loop devices serve
 // buffered files from one thread, too).  ServeOptions::workers overrides it.
+// Served through a UringFileBackend (dblock/uring_file_backend.h) instead,
+// its reads, writes and flushes go through io_uring, without workers.
 // Thread-safety: fully thread-safe (positional I/O on one descriptor).
 class FileBackend final : public Backend {
  public:
@@ -72,6 +74,9 @@ class FileBackend final : public Backend {
   void resize(std::uint64_t new_size) override;
 
   const std::string& path() const { return path_; }
+  // The open file: for I/O the caller issues itself (UringFileBackend),
+  // at offset() + a device offset.
+  int descriptor() const { return fd_.get(); }
   bool read_only() const { return read_only_; }
   bool direct_io() const { return direct_io_; }
   bool may_block() const override { return direct_io_ || is_block_device_; }

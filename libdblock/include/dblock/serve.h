@@ -39,6 +39,9 @@ struct ServeOptions {
   // backend that never blocks, else queues x depth, at most 32); 0: run each
   // request on its queue's thread.  Ignored for an AsyncBackend.
   int workers = -1;
+  // What serves the disk, in a few words ("file:/srv/vol.img, O_DIRECT,
+  // io_uring"): appended to the line printed once the disk exists.
+  std::string backend_description;
   // Runs once the disk exists.  Default: print "serving /dev/NAME (...)" to
   // stdout.
   std::function<void(const DeviceInfo&)> on_started;

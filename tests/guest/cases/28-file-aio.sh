@@ -1,0 +1,82 @@
+#!/bin/bash
+# A file backend with O_DIRECT on a block device (brd), part of it
+# (--offset, --size-limit), both ways dblock-serve runs its requests:
+# io_uring (the default where the kernel allows it) and worker threads.
+# Each way: fio verify at queue depth 32 with flushes, data found where it
+# belongs on the backing device, an ext4 written, checked and read back after
+# a new server took the device over.  Where the kernel has
+# kernel.io_uring_disabled: with io_uring refused, --aio auto falls back to
+# threads and says so, and --aio io_uring fails with the fix.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../dblock-lib.sh"
+
+command -v fio >/dev/null || die "fio is not installed"
+load_dblock
+modprobe brd rd_nr=1 rd_size=$((320 * 1024)) max_part=0
+wait_for_path /dev/ram0 10
+mkdir -p /tmp/mnt
+offset=$((32 << 20))
+
+for aio in io_uring threads; do
+  name=dio${aio%%_*}
+  common=(--backend file:/dev/ram0 --direct-io --aio "$aio" --offset 32M --size-limit 256M)
+  start_serve "$name" "${common[@]}" --recovery wait --queues 2 --depth 32 --max-io 512K
+  assert_disk_size "$name" 256
+  want="file:/dev/ram0 from byte $offset, O_DIRECT, $([[ $aio == io_uring ]] && echo io_uring || echo worker threads)"
+  grep -qF "$want" "/tmp/serve-$name.log" || { cat "/tmp/serve-$name.log"; die "no '$want' in the serving line"; }
+
+  fio --name=verify --filename="/dev/$name" --ioengine=libaio --direct=1 --rw=randwrite \
+    --bsrange=4k-256k --iodepth=32 --size=128M --fsync=16 --verify=crc32c --verify_fatal=1 \
+    --do_verify=1 --output-format=terse >"/tmp/fio.$name.out" ||
+    { cat "/tmp/fio.$name.out"; die "fio verify on $aio failed"; }
+  log "fio $aio: $(grep -v '^fio:' "/tmp/fio.$name.out" | cut -d';' -f3,4 | head -1)"
+
+  # A FUA write lands at --offset + its position on the backing device.
+  head -c 1M /dev/urandom >/tmp/pattern
+  dd if=/tmp/pattern of="/dev/$name" bs=1M seek=200 oflag=direct,dsync status=none
+  cmp /tmp/pattern <(dd if=/dev/ram0 bs=1M skip=$((200 + 32)) count=1 iflag=direct status=none) ||
+    die "$aio: the data is not at offset + 200 MiB of /dev/ram0"
+
+  mkfs.ext4 -q -F "/dev/$name"
+  mount "/dev/$name" /tmp/mnt
+  write_files /tmp/mnt/data 10
+  umount /tmp/mnt
+  # A new server takes the device over (same way), and the files are intact.
+  kill -KILL "$SERVE_PID"
+  wait "$SERVE_PID" 2>/dev/null || true # SIGKILLed: its status is not the check
+  start_serve "$name" "${common[@]}" --attach
+  e2fsck -fn "/dev/$name"
+  mount "/dev/$name" /tmp/mnt
+  check_files /tmp/mnt/data
+  umount /tmp/mnt
+  "$DBLOCKCTL" destroy "$name"
+  wait_exit "$SERVE_PID" 30
+done
+
+if [[ -w /proc/sys/kernel/io_uring_disabled ]]; then
+  echo 2 >/proc/sys/kernel/io_uring_disabled
+  start_serve dionone --backend file:/dev/ram0 --direct-io --size-limit 64M
+  grep -q "io_uring_queue_init for /dev/ram0: Operation not permitted (io_uring is not allowed here" \
+    /tmp/serve-dionone.log || { cat /tmp/serve-dionone.log; die "auto did not say why io_uring was left"; }
+  grep -qF "O_DIRECT, worker threads)" /tmp/serve-dionone.log ||
+    { cat /tmp/serve-dionone.log; die "auto did not fall back to worker threads"; }
+  dd if=/tmp/pattern of=/dev/dionone bs=1M seek=3 oflag=direct status=none
+  cmp /tmp/pattern <(dd if=/dev/ram0 bs=1M skip=3 count=1 iflag=direct status=none) ||
+    die "threads after the fallback: the data is not on /dev/ram0"
+  "$DBLOCKCTL" destroy dionone
+  wait_exit "$SERVE_PID" 30
+  rc=0
+  out=$("$SERVE" diorefused --backend file:/dev/ram0 --direct-io --aio io_uring --size-limit 64M 2>&1) || rc=$?
+  echo 0 >/proc/sys/kernel/io_uring_disabled
+  log "--aio io_uring with io_uring disabled -> rc=$rc: $out"
+  assert_eq 1 "$rc" "exit code of dblock-serve --aio io_uring with io_uring disabled"
+  grep -q "fix: serve the file on worker threads, dblock-serve --aio threads)$" <<<"$out" ||
+    die "no fix in: $out"
+  [[ ! -e /dev/diorefused ]] || die "a device was left behind"
+else
+  log "$(uname -r) has no kernel.io_uring_disabled (Linux 6.6+): the refusal is not exercised here"
+fi
+
+rmmod brd
+unload_dblock
