@@ -1,6 +1,9 @@
 // Copyright (c) dblock authors.
 #include "dblock/uring_file_backend.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -15,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "dblock/error.h"
+#include "queue_thread.h"
 #include "request.h"
 
 #ifdef DBLOCK_HAVE_URING
@@ -78,7 +82,24 @@ detail::UringRing::UringRing(FileBackend& f, unsigned entries) : file(f) {
                       "the file on worker threads, dblock-serve --aio threads"
                     : "");
   }
-  reaper = std::thread([this] { reap(); });
+  // The completion thread takes no signal: a program that waits for its
+  // signals (sigwait, signalfd) blocks them in its own threads, and one
+  // left open here would get SIGTERM's default action instead.
+  sigset_t all;
+  sigset_t old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  try {
+    reaper = std::thread([this] {
+      internal::prepare_server_thread();
+      reap();
+    });
+  } catch (...) {
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::io_uring_queue_exit(&ring);
+    throw;
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 detail::UringRing::~UringRing() {

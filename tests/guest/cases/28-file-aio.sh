@@ -4,7 +4,7 @@
 # io_uring (the default where the kernel allows it) and worker threads.
 # Each way: fio verify at queue depth 32 with flushes, data found where it
 # belongs on the backing device, an ext4 written, checked and read back after
-# a new server took the device over.  Where the kernel has
+# a new server took the device over, SIGTERM destroys it.  Where the kernel has
 # kernel.io_uring_disabled: with io_uring refused, --aio auto falls back to
 # threads and says so, and --aio io_uring fails with the fix.
 set -euo pipefail
@@ -50,8 +50,13 @@ for aio in io_uring threads; do
   mount "/dev/$name" /tmp/mnt
   check_files /tmp/mnt/data
   umount /tmp/mnt
-  "$DBLOCKCTL" destroy "$name"
+  # SIGTERM reaches serve(), whatever threads the backend started: the
+  # device is destroyed and the server exits 0.
+  kill -TERM "$SERVE_PID"
   wait_exit "$SERVE_PID" 30
+  wait_gone "/dev/$name" 10
+  grep -q "got SIGTERM, destroying /dev/$name" "/tmp/serve-$name.log" ||
+    { cat "/tmp/serve-$name.log"; die "$aio: SIGTERM did not destroy /dev/$name"; }
 done
 
 if [[ -w /proc/sys/kernel/io_uring_disabled ]]; then
