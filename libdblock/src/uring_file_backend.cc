@@ -56,7 +56,8 @@ struct detail::UringRing {
 
   Op* take_op();
   void put_op(Op* op);
-  io_uring_sqe* sqe();  // with mu held
+  io_uring_sqe* sqe();    // with mu held
+  void submit_queued();  // with mu held
   void reap();
   void complete(Op* op, bool sync_part, const io_uring_cqe& cqe);
   int finish(const Op& op, std::uint64_t done) noexcept;
@@ -131,12 +132,20 @@ void detail::UringRing::put_op(Op* op) {
 io_uring_sqe* detail::UringRing::sqe() {
   for (;;) {
     if (io_uring_sqe* s = ::io_uring_get_sqe(&ring)) return s;
-    // Full: hand what is queued to the kernel, which frees the entries.
+    submit_queued();  // full: the kernel takes what is queued and frees the entries
+  }
+}
+
+// Hands every queued SQE to the kernel, waiting out its transient refusals
+// (EAGAIN, EBUSY: completions to reap first, which the completion thread does).
+void detail::UringRing::submit_queued() {
+  for (;;) {
     const int rc = ::io_uring_submit(&ring);
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+    if (rc >= 0) return;
+    if (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
       throw Error(-rc, fmt::format("io_uring_submit for {}", file.path()));
     }
-    if (rc == -EAGAIN || rc == -EBUSY) std::this_thread::yield();
+    if (rc != -EINTR) std::this_thread::yield();
   }
 }
 
@@ -269,14 +278,7 @@ void UringFileBackend::submit(const AsyncRequest& r, AsyncCompletion completion)
 
 void UringFileBackend::commit() {
   std::lock_guard lock(ring_->mu);
-  for (;;) {
-    const int rc = ::io_uring_submit(&ring_->ring);
-    if (rc >= 0) return;
-    if (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      throw Error(-rc, fmt::format("io_uring_submit for {}", file_.path()));
-    }
-    if (rc != -EINTR) std::this_thread::yield();
-  }
+  ring_->submit_queued();
 }
 
 #else  // !DBLOCK_HAVE_URING
