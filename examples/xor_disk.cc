@@ -6,8 +6,10 @@
 //   dblock_example_xor NAME FILE [KEY]   serve until `dblockctl destroy NAME`
 //                                        or Ctrl-C; FILE's size is the disk's
 #include <cstdio>
-#include <cstdlib>
+#include <charconv>
 #include <exception>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "dblock/file_backend.h"
@@ -40,8 +42,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s NAME FILE [KEY]\n", argv[0]);
     return 2;
   }
+  // The key is one byte, 1..255: 0 would store the data as it is.
+  unsigned key = 0x5a;
+  if (argc > 3) {
+    const std::string_view text = argv[3];
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), key);
+    if (ec != std::errc() || end != text.data() + text.size() || key == 0 || key > 255) {
+      std::fprintf(stderr, "dblock_example_xor: key '%s' is not a number from 1 to 255\n", argv[3]);
+      return 2;
+    }
+  }
   try {
-    XorBackend backend(argv[2], std::byte(argc > 3 ? std::atoi(argv[3]) : 0x5a));
+    XorBackend backend(argv[2], std::byte(key));
     dblock::DeviceConfig config;
     config.name = argv[1];
     config.size_bytes = backend.size();

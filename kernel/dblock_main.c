@@ -345,3 +345,4 @@ module_exit(dblock_exit);
 MODULE_DESCRIPTION("Block devices served by a userspace program");
 MODULE_AUTHOR("The dblock developers");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(DBLOCK_VERSION);

@@ -15,6 +15,7 @@
 #include "dblock/ram_backend.h"
 #include "dblock/serve.h"
 #include "dblock/size.h"
+#include "tool_cli.h"
 
 namespace {
 
@@ -50,28 +51,28 @@ int main(int argc, char** argv) {
   app.add_option("--depth", config.queue_depth, "Requests in flight per queue")
       ->capture_default_str();
   app.add_option("--max-io", max_io_text, "Largest request")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    complain(fmt::format("{} (see --help)", e.what()));
-    return 1;
-  }
+  dblock::tool::add_version_flag(app);
+  if (const auto done = dblock::tool::parse(app, argc, argv)) return *done;
 
+  // Every setting is checked before anything is opened.
   try {
-    if (destroy) {
-      dblock::ControlDevice().destroy(config.name);
-      say(fmt::format("destroyed /dev/{}", config.name));
-      return 0;
-    }
     config.size_bytes = dblock::parse_size(size_text);
-    config.block_size = static_cast<std::uint32_t>(dblock::parse_size(block_size_text));
-    config.max_io_bytes = static_cast<std::uint32_t>(dblock::parse_size(max_io_text));
+    config.block_size = dblock::tool::parse_size32("--block-size", block_size_text);
+    config.max_io_bytes = dblock::tool::parse_size32("--max-io", max_io_text);
     dblock::validate(config);
   } catch (const std::exception& e) {
-    complain(dblock::explain_error(e));
-    return 1;
+    return dblock::tool::usage_error(app, e.what());
+  }
+
+  if (destroy) {
+    try {
+      dblock::ControlDevice().destroy(config.name);
+    } catch (const std::exception& e) {
+      complain(dblock::explain_error(e));
+      return dblock::tool::kExitFailure;
+    }
+    say(fmt::format("destroyed /dev/{}", config.name));
+    return 0;
   }
 
   // serve() creates the device, serves it until it is destroyed (-d, or

@@ -18,7 +18,7 @@ case $kdir in
 	;;
 esac
 mkdir -p "$out/include/uapi/linux" "$out/kernel/probes"
-cp "$top/Kbuild" "$out/"
+cp "$top/Kbuild" "$top/dkms.conf" "$out/"
 cp "$top"/kernel/*.[ch] "$out/kernel/"
 cp "$top"/kernel/probes/* "$out/kernel/probes/"
 cp "$top/include/uapi/linux/dblock.h" "$out/include/uapi/linux/"

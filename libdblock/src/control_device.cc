@@ -35,7 +35,7 @@ ControlDevice::ControlDevice(std::string path) : path_(std::move(path)) {
   if (!fd_) {
     const int err = errno;
     std::string_view hint;
-    if (err == ENOENT) hint = "is dblock.ko loaded? try: sudo insmod dblock.ko";
+    // ENOENT: explain_error() says the module is not loaded, and the fix.
     if (err == EACCES || err == EPERM) hint = "dblock devices are managed by root";
     throw Error(err, "open " + path_, hint);
   }

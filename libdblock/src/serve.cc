@@ -187,10 +187,8 @@ std::string explain_error(const std::exception& error) {
   switch (system->code().value()) {
     case ENOENT:
       if (::access(std::string(ControlDevice::kDefaultPath).c_str(), F_OK) == 0) break;
-      return fmt::format(
-          "{}: the dblock kernel module is not loaded "
-          "(fix: sudo modprobe dblock, or sudo insmod dblock.ko in a build tree)",
-          error.what());
+      return fmt::format("{}: the dblock kernel module is not loaded (fix: sudo modprobe dblock)",
+                         error.what());
     case EACCES:
     case EPERM:
       return fmt::format("{}: only root may manage dblock devices (fix: run it as root, e.g. "
@@ -210,7 +208,7 @@ std::string explain_create_error(const std::exception& error, const std::string&
     case ENOENT:
       return fmt::format(
           "{}: {} does not exist, the dblock kernel module is not loaded "
-          "(fix: sudo modprobe dblock, or sudo insmod dblock.ko in a build tree)",
+          "(fix: sudo modprobe dblock)",
           what, ControlDevice::kDefaultPath);
     case EACCES:
     case EPERM:

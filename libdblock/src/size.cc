@@ -83,6 +83,11 @@ std::uint32_t parse_duration_ms(std::string_view text) {
   if (i == 0) throw bad("expected a number");
   const std::string_view unit = text.substr(i);
   std::uint64_t scale = 0;
+  if (unit.empty() && value != 0) {
+    // Milliseconds to one tool and seconds to another: a bare number is refused.
+    throw std::invalid_argument(fmt::format(
+        "duration '{}' has no unit: write {}s for seconds or {}ms for milliseconds", text, text, text));
+  }
   if (unit.empty() || unit == "ms") {
     scale = 1;
   } else if (unit == "s") {

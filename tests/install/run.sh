@@ -82,6 +82,12 @@ if command -v systemd-analyze >/dev/null; then
     grep -v -e 'not executable' -e 'No such file' -e "Command 'man " -e '^$' || true)
   [[ -z $complaints ]] || die "systemd-analyze verify: $complaints"
 fi
+# One release number (dkms.conf's): every tool says it, from the library it runs with.
+release=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/dkms.conf")
+for tool in dblockctl dblock-serve dblock_sample_ramdisk; do
+  said=$(LD_LIBRARY_PATH=$root$lib "$root$prefix/bin/$tool" --version) || die "$tool --version failed"
+  [[ $said == "$tool (dblock) $release" ]] || die "$tool --version says '$said', not '$tool (dblock) $release'"
+done
 log "installed tree checked (SONAME $soname, tools on libdblock.so.0, only dblock:: exported)"
 
 # A user's project with CMake.
@@ -95,8 +101,8 @@ cp "$dir/consumer-cmake/dblock_install_consumer" "$dir/bin/consumer-cmake"
 # A user's Makefile with pkg-config (the .pc names /usr/local; the sysroot
 # variable points it into the DESTDIR tree).
 export PKG_CONFIG_PATH=$root$lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root
-[[ $(pkg-config --modversion dblock) == "$(sed -n 's/^project(dblock VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")" ]] ||
-  die "pkg-config --modversion dblock: $(pkg-config --modversion dblock)"
+[[ $(pkg-config --modversion dblock) == "$release" ]] ||
+  die "pkg-config --modversion dblock: $(pkg-config --modversion dblock), the release is $release"
 log "consumer: pkg-config: $(pkg-config --cflags --libs dblock)"
 # shellcheck disable=SC2046
 g++ -std=c++20 -O2 -o "$dir/bin/consumer-pkgconfig" "$top/tests/install/consumer.cc" \

@@ -65,12 +65,11 @@ TEST(FormatSize, ExactAndFractional) {
 
 TEST(ParseDuration, UnitsAndNever) {
   EXPECT_EQ(parse_duration_ms("0"), 0u);
-  EXPECT_EQ(parse_duration_ms("250"), 250u);
   EXPECT_EQ(parse_duration_ms("500ms"), 500u);
   EXPECT_EQ(parse_duration_ms("30s"), 30'000u);
   EXPECT_EQ(parse_duration_ms("2m"), 120'000u);
   EXPECT_EQ(parse_duration_ms("never"), UINT32_MAX);
-  EXPECT_EQ(parse_duration_ms("4294967294"), UINT32_MAX - 1);
+  EXPECT_EQ(parse_duration_ms("4294967294ms"), UINT32_MAX - 1);
 }
 
 TEST(ParseDuration, RejectsBadText) {
@@ -84,6 +83,18 @@ TEST(ParseDuration, RejectsBadText) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("'3x'"), std::string::npos) << e.what();
   }
+}
+
+TEST(ParseDuration, RefusesANumberWithoutUnit) {
+  // A bare number was milliseconds to one tool and seconds to another.
+  try {
+    parse_duration_ms("30");
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("write 30s for seconds or 30ms"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(parse_grace_ms("60"), std::invalid_argument);
 }
 
 TEST(ParseGrace, NeverIsTheKernelsForever) {

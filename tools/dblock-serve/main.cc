@@ -22,6 +22,7 @@
 
 #include "dblock/serve.h"
 #include "serve_config.h"
+#include "tool_cli.h"
 
 namespace {
 
@@ -110,14 +111,8 @@ int main(int argc, char** argv) {
       "Example: dblock-serve scratch --backend ram --size 1G\n"
       "SIGINT, SIGTERM, SIGHUP destroy the device.  SIGUSR1 hands it over without failing a "
       "request (needs --recovery wait): the next server is started with --attach.");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    complain(fmt::format("{} (see --help)", e.what()));
-    return 1;
-  }
+  dblock::tool::add_version_flag(app);
+  if (const auto done = dblock::tool::parse(app, argc, argv)) return *done;
 
   serve_tool::Plan plan;
   serve_tool::OpenedBackend backend;
@@ -136,6 +131,10 @@ int main(int argc, char** argv) {
           "(use a file backend, or create a new device)");
     }
     plan = serve_tool::make_plan(settings);
+  } catch (const std::exception& e) {
+    return dblock::tool::usage_error(app, e.what());
+  }
+  try {
     if (plan.backend == serve_tool::BackendKind::kRbd) {
       // Before librados starts its threads, so that they inherit the mask and
       // serve() alone takes the signals it handles.
@@ -147,7 +146,7 @@ int main(int argc, char** argv) {
     backend = serve_tool::open_backend(plan);
   } catch (const std::exception& e) {
     complain(e.what());
-    return 1;
+    return dblock::tool::kExitFailure;
   }
   dblock::ServeOptions options;
   options.program = kProg;

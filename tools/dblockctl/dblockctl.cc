@@ -14,6 +14,7 @@
 #include "dblock/control_device.h"
 #include "dblock/serve.h"
 #include "dblock/size.h"
+#include "tool_cli.h"
 
 namespace {
 
@@ -217,35 +218,60 @@ int main(int argc, char** argv) {
   create_cmd->add_option("--recovery", recovery_text_in, "fail (default) or wait");
   create_cmd->add_option("--grace", grace_text_in, "With --recovery wait: e.g. 60s; never = forever");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "dblockctl: {} (see dblockctl --help)\n", e.what());
-    return 1;
+  dblock::tool::add_version_flag(app);
+  // Before the command, only the global options: an unknown word or option
+  // there is named as such, not reported as a missing command.
+  constexpr std::string_view kCommands = "use version, list, info, create, destroy, resize or set";
+  bool have_command = false;
+  for (int i = 1; i < argc && !have_command; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--json") continue;
+    if (arg == "-h" || arg == "--help" || arg == "--version") {
+      have_command = true;  // answered by the parser
+    } else if (arg.starts_with('-')) {
+      return dblock::tool::usage_error(app, fmt::format("unknown option '{}'", arg));
+    } else if (app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; })
+                   .empty()) {
+      return dblock::tool::usage_error(app, fmt::format("unknown command '{}': {}", arg, kCommands));
+    } else {
+      have_command = true;
+    }
   }
+  if (!have_command) return dblock::tool::usage_error(app, fmt::format("no command: {}", kCommands));
+  if (const auto done = dblock::tool::parse(app, argc, argv)) return *done;
 
+  // Every argument is checked before the control device is opened: a typo
+  // is reported as such, with or without the module.
+  Target target;
+  dblock::ControlDevice::Changes changes;
   try {
     if (*create_cmd) {
-      // Parse everything before touching the device, so typos cost nothing.
       config.size_bytes = dblock::parse_size(size_text);
-      const std::uint64_t block_size = dblock::parse_size(block_size_text);
-      const std::uint64_t max_io = dblock::parse_size(max_io_text);
-      if (block_size > UINT32_MAX || max_io > UINT32_MAX) {
-        throw std::invalid_argument("block size or max I/O size is too large");
-      }
-      config.block_size = static_cast<std::uint32_t>(block_size);
-      config.max_io_bytes = static_cast<std::uint32_t>(max_io);
+      config.block_size = dblock::tool::parse_size32("--block-size", block_size_text);
+      config.max_io_bytes = dblock::tool::parse_size32("--max-io", max_io_text);
       if (!timeout_text_in.empty()) config.timeout_ms = dblock::parse_duration_ms(timeout_text_in);
       if (!recovery_text_in.empty()) config.recovery = dblock::parse_recovery(recovery_text_in);
       if (!grace_text_in.empty()) config.grace_ms = dblock::parse_grace_ms(grace_text_in);
       dblock::validate(config);
+    } else if (*resize_cmd) {
+      changes.size_bytes = dblock::parse_size(new_size_text);
+    } else if (*set_cmd) {
+      if (!set_timeout_text.empty()) changes.timeout_ms = dblock::parse_duration_ms(set_timeout_text);
+      if (!set_recovery_text.empty()) changes.recovery = dblock::parse_recovery(set_recovery_text);
+      if (!set_grace_text.empty()) {
+        if (!changes.recovery) throw std::invalid_argument("--grace goes with --recovery");
+        changes.grace_ms = dblock::parse_grace_ms(set_grace_text);
+      }
+      if (!changes.timeout_ms && !changes.recovery) {
+        throw std::invalid_argument("nothing to set: give --timeout and/or --recovery");
+      }
     }
-    const Target target = parse_target(target_text);
+    target = parse_target(target_text);
+  } catch (const std::exception& e) {
+    return dblock::tool::usage_error(app, e.what());
+  }
 
+  try {
     dblock::ControlDevice ctl;
     if (*version_cmd) {
       const dblock::ModuleVersion v = ctl.version();
@@ -285,24 +311,12 @@ int main(int argc, char** argv) {
                    d.config.name, d.id, d.disk_path(), d.channel_path());
       }
     } else if (*resize_cmd) {
-      dblock::ControlDevice::Changes changes;
-      changes.size_bytes = dblock::parse_size(new_size_text);
       ctl.change(target.text, changes);
       const auto d = ctl.info(target.text);
       as_json ? print_json(to_json(d))
               : fmt::print("resized device '{}' to {} ({} bytes)\n", target.text,
                            dblock::format_size(d.config.size_bytes), d.config.size_bytes);
     } else if (*set_cmd) {
-      dblock::ControlDevice::Changes changes;
-      if (!set_timeout_text.empty()) changes.timeout_ms = dblock::parse_duration_ms(set_timeout_text);
-      if (!set_recovery_text.empty()) changes.recovery = dblock::parse_recovery(set_recovery_text);
-      if (!set_grace_text.empty()) {
-        if (!changes.recovery) throw std::invalid_argument("--grace goes with --recovery");
-        changes.grace_ms = dblock::parse_grace_ms(set_grace_text);
-      }
-      if (!changes.timeout_ms && !changes.recovery) {
-        throw std::invalid_argument("nothing to set: give --timeout and/or --recovery");
-      }
       ctl.change(target.text, changes);
       const auto d = ctl.info(target.text);
       as_json ? print_json(to_json(d)) : print_info(d);
@@ -318,7 +332,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "dblockctl: {}\n",
                *create_cmd ? dblock::explain_create_error(e, config.name)
                            : dblock::explain_error(e));
-    return 1;
+    return dblock::tool::kExitFailure;
   }
   return 0;
 }

@@ -16,9 +16,10 @@ std::uint64_t parse_size(std::string_view text);
 // Renders a byte count for humans: "512 B", "4 KiB", "1.5 GiB".
 std::string format_size(std::uint64_t bytes);
 
-// Parses a duration in milliseconds: digits with an optional unit ms
-// (default), s or m, or "never" (kTimeoutNever, i.e. UINT32_MAX).  Throws
-// std::invalid_argument on bad syntax or a duration of UINT32_MAX ms or more.
+// Parses a duration into milliseconds: digits with a unit ms, s or m
+// ("500ms", "30s", "2m"; only 0 may go without), or "never" (kTimeoutNever,
+// i.e. UINT32_MAX).  Throws std::invalid_argument on bad syntax, a missing
+// unit or a duration of UINT32_MAX ms or more.
 std::uint32_t parse_duration_ms(std::string_view text);
 
 // A grace period (DBLOCK_RECOVERY_WAIT): as parse_duration_ms(), but

@@ -9,17 +9,20 @@ set -euo pipefail
 
 SERVE=$DBLOCK_BIN/dblock-serve
 
-# expect_error PATTERN CMD...: CMD fails with exit code 1 and one line of
-# output matching PATTERN.
-expect_error() {
-  local pattern=$1 out rc=0
-  shift
+# expect_exit CODE PATTERN CMD...: CMD fails with exit code CODE and one
+# line of output matching PATTERN.  expect_error: the work failed (1);
+# expect_usage_error: a bad setting, found before anything is opened (2).
+expect_exit() {
+  local code=$1 pattern=$2 out rc=0
+  shift 2
   out=$("$@" 2>&1) || rc=$?
   log "$* -> rc=$rc: $out"
-  assert_eq 1 "$rc" "exit code of $*"
+  assert_eq "$code" "$rc" "exit code of $*"
   assert_eq 1 "$(wc -l <<<"$out")" "lines of output of $*"
   grep -q -- "$pattern" <<<"$out" || die "expected '$pattern' in: $out"
 }
+expect_error() { expect_exit 1 "$@"; }
+expect_usage_error() { expect_exit 2 "$@"; }
 
 # log_has FILE PATTERN
 log_has() { grep -q -- "$2" "$1" || { cat "$1" >&2; die "no '$2' in $1"; }; }
@@ -44,11 +47,18 @@ expect_error "module is not loaded (fix: sudo modprobe dblock" "$SAMPLE" --name 
 expect_error "module is not loaded (fix: sudo modprobe dblock" "$SAMPLE" -d
 expect_error "module is not loaded (fix: sudo modprobe dblock" "$DBLOCKCTL" create nomod --size 64M
 expect_error "module is not loaded (fix: sudo modprobe dblock" "$DBLOCKCTL" list
-expect_error "needs a size" "$SERVE" nosize --backend ram
-expect_error "not one of ram, null, file:PATH" "$SERVE" badbackend --backend disk --size 1M
-expect_error "unknown key 'sizee'" "$SERVE" --config <(printf 'name=x\nsizee=1G\n')
+expect_usage_error "needs a size" "$SERVE" nosize --backend ram
+expect_usage_error "not one of ram, null, file:PATH" "$SERVE" badbackend --backend disk --size 1M
+expect_usage_error "unknown key 'sizee'" "$SERVE" --config <(printf 'name=x\nsizee=1G\n')
 
 load_dblock
+# One release number: the module's (modinfo, and sysfs once loaded) is the tools'.
+module_version=$(modinfo -F version "$DBLOCK_KO")
+[[ -n $module_version ]] || die "modinfo -F version $DBLOCK_KO printed nothing"
+assert_eq "$module_version" "$(cat /sys/module/dblock/version)" "/sys/module/dblock/version"
+for tool in "$DBLOCKCTL" "$SERVE" "$SAMPLE"; do
+  assert_eq "${tool##*/} (dblock) $module_version" "$("$tool" --version)" "${tool##*/} --version"
+done
 nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 expect_error "only root may create dblock devices (fix: run it as root" \
   "${nobody[@]}" "$SERVE" notroot --backend null --size 64M
@@ -73,7 +83,7 @@ expect_error "a dblock device with that name exists (served by pid $SERVE_PID) (
 expect_error "it is served by pid $SERVE_PID (fix: let that server hand it over: kill -USR1 $SERVE_PID)" \
   "$SERVE" srvnull --backend null --size 256M --attach
 expect_error "no dblock device has that name" "$SERVE" nosuch --backend null --size 64M --attach
-expect_error "would serve zeros" "$SERVE" srvnull --backend ram --size 256M --attach
+expect_usage_error "would serve zeros" "$SERVE" srvnull --backend ram --size 256M --attach
 if modprobe loop 2>/dev/null && [[ -e /sys/class/block/loop0 ]]; then
   expect_error "a block device with that name exists, not a dblock one" "$SERVE" loop0 --backend null --size 64M
 fi
