@@ -4,16 +4,26 @@
 # Included at the end of the top-level CMakeLists.txt.
 include(CMakePackageConfigHelpers)
 
-# udev does not read rules under /usr/local: outside /usr, use /etc.
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  set(dblock_udev_default /usr/lib/udev/rules.d)
+# Empty: derived from the prefix at every configure, so that reconfiguring a
+# build directory with another prefix (make install PREFIX=/usr after
+# /usr/local) moves them too.  udev does not read rules under /usr/local:
+# outside /usr, /etc; systemd reads units under /usr/lib and /usr/local/lib.
+set(DBLOCK_UDEV_RULES_DIR "" CACHE PATH
+    "Where to install 60-dblock.rules (empty: /usr/lib/udev/rules.d for the prefix /usr, else /etc/udev/rules.d)")
+set(DBLOCK_SYSTEMD_UNIT_DIR "" CACHE PATH
+    "Where to install dblock@.service (empty: PREFIX/lib/systemd/system)")
+if(DBLOCK_UDEV_RULES_DIR)
+  set(dblock_udev_dir ${DBLOCK_UDEV_RULES_DIR})
+elseif(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(dblock_udev_dir /usr/lib/udev/rules.d)
 else()
-  set(dblock_udev_default /etc/udev/rules.d)
+  set(dblock_udev_dir /etc/udev/rules.d)
 endif()
-set(DBLOCK_UDEV_RULES_DIR ${dblock_udev_default} CACHE PATH "Where to install 60-dblock.rules")
-# systemd reads units under both /usr/lib and /usr/local/lib.
-set(DBLOCK_SYSTEMD_UNIT_DIR ${CMAKE_INSTALL_PREFIX}/lib/systemd/system
-    CACHE PATH "Where to install dblock@.service")
+if(DBLOCK_SYSTEMD_UNIT_DIR)
+  set(dblock_unit_dir ${DBLOCK_SYSTEMD_UNIT_DIR})
+else()
+  set(dblock_unit_dir ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
+endif()
 
 install(TARGETS dblock dblock_shared EXPORT dblockTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -45,10 +55,10 @@ install(TARGETS dblockctl dblock-serve dblock_sample_ramdisk
 install(FILES docs/man/dblockctl.8 docs/man/dblock-serve.8 docs/man/dblock_sample_ramdisk.8
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 
-install(FILES packaging/udev/60-dblock.rules DESTINATION ${DBLOCK_UDEV_RULES_DIR})
+install(FILES packaging/udev/60-dblock.rules DESTINATION ${dblock_udev_dir})
 configure_file(packaging/systemd/dblock@.service.in
   ${PROJECT_BINARY_DIR}/packaging/dblock@.service @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/dblock@.service
-        DESTINATION ${DBLOCK_SYSTEMD_UNIT_DIR})
+        DESTINATION ${dblock_unit_dir})
 install(FILES packaging/systemd/example.conf docs/install.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

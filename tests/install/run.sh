@@ -24,7 +24,7 @@ check() { [[ -e $root/$1 ]] || die "not installed: $1"; }
 root=$dir/root prefix=/usr/local
 start=$SECONDS
 # A fresh build: a cache left by another checkout would make cmake refuse.
-rm -rf "${dir:?}/root" "${dir:?}/bin" "${dir:?}/consumer-cmake" "${dir:?}/build"
+rm -rf "${dir:?}/root" "${dir:?}/root-usr" "${dir:?}/bin" "${dir:?}/consumer-cmake" "${dir:?}/build"
 mkdir -p "$dir/bin"
 
 log "make install DESTDIR=$root PREFIX=$prefix"
@@ -88,6 +88,20 @@ for tool in dblockctl dblock-serve dblock_sample_ramdisk; do
   said=$(LD_LIBRARY_PATH=$root$lib "$root$prefix/bin/$tool" --version) || die "$tool --version failed"
   [[ $said == "$tool (dblock) $release" ]] || die "$tool --version says '$said', not '$tool (dblock) $release'"
 done
+# The same build directory, reconfigured for PREFIX=/usr: the unit and the
+# rule follow the prefix (cached paths from the first configure once kept
+# them under /usr/local and /etc).
+make -s -C "$top" install BUILD_DIR="$dir/build" DESTDIR="$dir/root-usr" PREFIX=/usr \
+  CMAKE_ARGS=-DDBLOCK_BUILD_TESTS=OFF >"$dir/install-usr.log" 2>&1 ||
+  { tail -n 40 "$dir/install-usr.log"; die "make install PREFIX=/usr failed"; }
+for f in /usr/lib/systemd/system/dblock@.service /usr/lib/udev/rules.d/60-dblock.rules /usr/bin/dblockctl; do
+  [[ -e $dir/root-usr$f ]] || die "PREFIX=/usr after /usr/local: no $f"
+done
+for d in /usr/local /etc/udev; do
+  [[ ! -e $dir/root-usr$d ]] || die "PREFIX=/usr after /usr/local: $d was written: $(find "$dir/root-usr$d" | head -3)"
+done
+grep -q "^ExecStart=/usr/bin/dblock-serve " "$dir/root-usr/usr/lib/systemd/system/dblock@.service" ||
+  die "PREFIX=/usr: the unit's ExecStart is not /usr/bin/dblock-serve"
 log "installed tree checked (SONAME $soname, tools on libdblock.so.0, only dblock:: exported)"
 
 # A user's project with CMake.

@@ -197,6 +197,7 @@ int main(int argc, char** argv) {
   destroy_cmd->add_option("device", target_text, "Device name, or id if all digits")->required();
 
   dblock::DeviceConfig config;
+  config.queues = 2;  // as dblock-serve and the sample
   std::string size_text;
   std::string block_size_text = std::to_string(config.block_size);
   std::string max_io_text = std::to_string(config.max_io_bytes);
