@@ -57,7 +57,7 @@ printf 'label: gpt\nsize=32M, type=L, name=dbdata\ntype=L, name=dbspare\n' |
 wait_for_path /dev/ulinks1 10
 udevadm settle --timeout=30
 [[ ! -e /dev/disk/by-uuid/$uuid ]] || die "/dev/disk/by-uuid/$uuid outlived its file system"
-partuuid=$(sfdisk --part-uuid /dev/ulinks 1 | tr 'A-Z' 'a-z')
+partuuid=$(sfdisk --part-uuid /dev/ulinks 1 | tr '[:upper:]' '[:lower:]')
 expect_link "/dev/disk/by-partuuid/$partuuid" /dev/ulinks1
 expect_link /dev/disk/by-partlabel/dbdata /dev/ulinks1
 expect_link /dev/disk/by-partlabel/dbspare /dev/ulinks2
