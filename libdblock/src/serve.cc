@@ -194,6 +194,10 @@ std::string explain_error(const std::exception& error) {
       return fmt::format("{}: only root may manage dblock devices (fix: run it as root, e.g. "
                          "with sudo)",
                          error.what());
+    case ENODEV:
+      return fmt::format("{}: no dblock device has that name or id (fix: dblockctl list shows "
+                         "them)",
+                         error.what());
     default:
       break;
   }

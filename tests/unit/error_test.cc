@@ -102,6 +102,13 @@ TEST(ControlDevice, MissingDeviceSuggestsLoadingTheModule) {
   }
 }
 
+TEST(ExplainError, AnUnknownDeviceSaysWhereTheNamesAre) {
+  const Error e(ENODEV, "info of device 'nosuch': ioctl DBLOCK_CTL_INFO on /dev/dblockctl");
+  EXPECT_EQ(explain_error(e),
+            std::string(e.what()) +
+                ": no dblock device has that name or id (fix: dblockctl list shows them)");
+}
+
 TEST(ControlDevice, BadNamesAreRefusedBeforeAnyIoctl) {
   // /dev/null accepts open(); an ioctl on it would fail with ENOTTY, so
   // invalid_argument proves the check happened first.
