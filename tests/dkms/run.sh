@@ -38,9 +38,8 @@ for line in "${lines[@]}"; do
     die "no headers for ${kver[$line]} under ${sysroot[$line]}/usr/src"
 done
 version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/dkms.conf")
-cmake_version=$(sed -n 's/^project(dblock VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
-[[ $version == "$cmake_version" ]] ||
-  die "dkms.conf says $version, CMakeLists.txt $cmake_version: bump both"
+# The one release number (CMake, Kbuild's MODULE_VERSION and the tools read it).
+[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "dkms.conf's PACKAGE_VERSION is '$version'"
 
 # in_sys LINE CMD...: CMD where LINE's distribution lives.
 in_sys() {
@@ -83,6 +82,8 @@ for line in "${lines[@]}"; do
   [[ $signer == "DKMS module signing key" ]] || die "$ko is not signed by DKMS (signer '$signer')"
   vermagic=$(modinfo -F vermagic "$ko")
   [[ $vermagic == "$k "* ]] || die "$ko has vermagic '$vermagic', not for $k"
+  modversion=$(modinfo -F version "$ko")
+  [[ $modversion == "$version" ]] || die "$ko has version '$modversion', dkms.conf $version"
   log "$line: guest loads $ko and runs the seed flow"
   if "$top/vm/run-guest.sh" --kernel "$line" -- env DBLOCK_BIN="${DBLOCK_BIN:-$top/build/bin}" \
     "$top/tests/dkms/in-guest.sh" "$ko" "$(sha256sum <"$ko" | cut -d' ' -f1)"; then

@@ -68,6 +68,9 @@ expect_error "only root may create dblock devices (fix: run it as root" \
   "${nobody[@]}" "$DBLOCKCTL" create notroot --size 64M
 expect_error "only root may manage dblock devices (fix: run it as root" \
   "${nobody[@]}" "$DBLOCKCTL" list
+expect_error "no dblock device has that name or id (fix: dblockctl list shows them)" \
+  "$DBLOCKCTL" info nosuch
+expect_error "no dblock device has that name or id" "$DBLOCKCTL" destroy 4000
 
 # null: stores nothing, answers at once.
 serve_bg srvnull --backend null --size 256M --queues 2 --depth 32
