@@ -1,5 +1,6 @@
 // Copyright (c) dblock authors.
 // dblockctl: create, destroy, list and describe dblock devices.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <exception>
@@ -176,8 +177,12 @@ int main(int argc, char** argv) {
   std::string target_text;
   auto* resize_cmd = app.add_subcommand("resize", "Grow or shrink a device while in use");
   auto* set_cmd = app.add_subcommand("set", "Change a device's timeout or recovery policy");
-  for (auto* sub : {version_cmd, list_cmd, info_cmd, create_cmd, destroy_cmd, resize_cmd, set_cmd}) {
+  const std::vector<CLI::App*> commands{version_cmd, list_cmd,   info_cmd, create_cmd,
+                                         destroy_cmd, resize_cmd, set_cmd};
+  std::vector<std::string> command_names;
+  for (auto* sub : commands) {
     sub->fallthrough();
+    command_names.push_back(sub->get_name());
   }
   bool force = false;
   destroy_cmd->add_flag("--force", force,
@@ -222,7 +227,10 @@ int main(int argc, char** argv) {
   dblock::tool::add_version_flag(app);
   // Before the command, only the global options: an unknown word or option
   // there is named as such, not reported as a missing command.
-  constexpr std::string_view kCommands = "use version, list, info, create, destroy, resize or set";
+  const std::string use_commands =
+      fmt::format("use {} or {}",
+                  fmt::join(command_names.begin(), command_names.end() - 1, ", "),
+                  command_names.back());
   bool have_command = false;
   for (int i = 1; i < argc && !have_command; ++i) {
     const std::string_view arg = argv[i];
@@ -231,14 +239,16 @@ int main(int argc, char** argv) {
       have_command = true;  // answered by the parser
     } else if (arg.starts_with('-')) {
       return dblock::tool::usage_error(app, fmt::format("unknown option '{}'", arg));
-    } else if (app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == arg; })
-                   .empty()) {
-      return dblock::tool::usage_error(app, fmt::format("unknown command '{}': {}", arg, kCommands));
+    } else if (std::find(command_names.begin(), command_names.end(), arg) == command_names.end()) {
+      return dblock::tool::usage_error(app,
+                                       fmt::format("unknown command '{}': {}", arg, use_commands));
     } else {
       have_command = true;
     }
   }
-  if (!have_command) return dblock::tool::usage_error(app, fmt::format("no command: {}", kCommands));
+  if (!have_command) {
+    return dblock::tool::usage_error(app, fmt::format("no command: {}", use_commands));
+  }
   if (const auto done = dblock::tool::parse(app, argc, argv)) return *done;
 
   // Every argument is checked before the control device is opened: a typo
