@@ -4,6 +4,9 @@
 # guest's dmesg back there, and powers off. Parameters come from the kernel command line:
 #   dblockvm_out=HOSTPATH  dblockvm_moddir=HOSTPATH  (no spaces)
 #   dblockvm_src=HOSTPATH  (optional: 9p share "src" mounted there, read-only)
+#   dblockvm_root=overlay  (optional: the root is a tmpfs overlay on the host's, writable)
+#   dblockvm_init=systemd  (optional, with overlay: systemd becomes PID 1 and runs the
+#                          job as a service, then powers off; default: chroot from here)
 # A failure here leaves no rc file: run-guest.sh reports it as a guest failure.
 export PATH=/bin
 R=/newroot
@@ -20,6 +23,8 @@ for arg in $(cat /proc/cmdline); do
     dblockvm_out=*) OUT=${arg#*=} ;;
     dblockvm_moddir=*) MODDIR=${arg#*=} ;;
     dblockvm_src=*) SRC=${arg#*=} ;;
+    dblockvm_root=*) ROOT=${arg#*=} ;;
+    dblockvm_init=*) INIT=${arg#*=} ;;
   esac
 done
 if [ -z "$OUT" ] || [ -z "$MODDIR" ]; then fail "dblockvm_out/dblockvm_moddir missing on cmdline"; fi
@@ -30,7 +35,22 @@ done < /modules/order
 
 mkdir -p $R
 # msize: 9p's default of 8 KiB makes every read a round trip through TCG.
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose host $R || fail "mount host root"
+HOST_OPTS=trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose
+if [ "$ROOT" = overlay ]; then
+  while read -r ko; do
+    insmod "/modules/$ko" || fail "insmod $ko failed"
+  done < /modules/order.overlay
+  mkdir -p /lower /upper
+  mount -t 9p -o $HOST_OPTS host /lower || fail "mount host root"
+  mount -t tmpfs -o mode=755 tmpfs /upper || fail "mount overlay tmpfs"
+  mkdir -p /upper/data /upper/work
+  mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay $R ||
+    fail "mount overlay root (has this kernel overlayfs?)"
+  # The host may be a container: this guest is not one (systemd would believe it).
+  rm -f $R/.dockerenv $R/run/.containerenv
+else
+  mount -t 9p -o $HOST_OPTS host $R || fail "mount host root"
+fi
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 mount -t tmpfs -o mode=755 tmpfs $R/run
 mount -t proc proc $R/proc
@@ -61,6 +81,43 @@ fi
 
 ip link set lo up
 hostname dblock-guest
+
+if [ "$INIT" = systemd ]; then
+  [ "$ROOT" = overlay ] || fail "dblockvm_init=systemd needs dblockvm_root=overlay"
+  # systemd keeps the API file systems mounted here (/run too, with the units).
+  # The job is a service of the target systemd boots to; its wrapper records the
+  # exit code and the kernel log in OUT, and the unit then powers off at once.
+  mkdir -p $R/run/systemd/system
+  cat > $R/run/dblock-guest-job.sh <<JOB
+#!/bin/sh
+exec </dev/null >/dev/console 2>&1
+/usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  HOME=/root TERM=dumb LANG=C.UTF-8 DBLOCK_GUEST_KVER=\$(uname -r) DBLOCK_OUT="$OUT" \
+  DBLOCK_GUEST_INIT=systemd /bin/bash "$OUT/.guest-job.sh"
+echo \$? > "$OUT/.guest-rc"
+dmesg > "$OUT/dmesg.txt"
+sync
+JOB
+  cat > $R/run/systemd/system/dblock-guest.target <<UNIT
+[Unit]
+Description=dblock guest: the job, then power off
+Requires=sysinit.target dblock-guest-job.service
+After=sysinit.target dblock-guest-job.service
+AllowIsolate=yes
+UNIT
+  cat > $R/run/systemd/system/dblock-guest-job.service <<UNIT
+[Unit]
+Description=dblock guest job
+After=sysinit.target systemd-udevd.service
+SuccessAction=poweroff-immediate
+FailureAction=poweroff-immediate
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /run/dblock-guest-job.sh
+TimeoutStartSec=infinity
+UNIT
+  exec switch_root $R /lib/systemd/systemd
+fi
 
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root TERM=dumb LANG=C.UTF-8 DBLOCK_GUEST_KVER="$(uname -r)" DBLOCK_OUT="$OUT" \

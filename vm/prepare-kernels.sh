@@ -19,6 +19,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 INITRD_MODULES=(virtio_pci 9pnet_virtio 9p)
+# Loaded only for run-guest.sh --root overlay (and --init systemd).
+OVERLAY_MODULES=(overlay)
 export DEBIAN_FRONTEND=noninteractive
 
 die() { echo "prepare-kernels: $*" >&2; exit 1; }
@@ -212,6 +214,25 @@ ENV
   cat "$CACHE/$line.env"
 }
 
+# stage_modules ROOT KVER STAGE LIST MODULE...: copies MODULE... and what they need
+# (uncompressed: busybox insmod cannot read the .ko.xz 6.12 ships) into STAGE/modules,
+# in load order, listing them in STAGE/modules/LIST.  A module built into the kernel
+# (the debug lines) is simply not listed.
+stage_modules() {
+  local root=$1 kver=$2 stage=$3 list=$4 ko name
+  shift 4
+  modprobe -d "$root" -S "$kver" --show-depends -a "$@" |
+    awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
+    name=$(basename "$ko")
+    name=${name%.xz}
+    case $ko in
+      *.xz) xz -dc "$ko" >"$stage/modules/$name" ;;
+      *) cp "$ko" "$stage/modules/$name" ;;
+    esac
+    echo "$name" >>"$stage/modules/$list"
+  done
+}
+
 # build_initrd ROOT KVER OUT [none]: "none" for a kernel with virtio/9p built in.
 build_initrd() {
   local root=$1 kver=$2 out=$3 mods=${4:-} stage ko
@@ -219,7 +240,8 @@ build_initrd() {
   mkdir -p "$stage"/{bin,proc,sys,dev,modules,newroot}
   cp /bin/busybox "$stage/bin/busybox"
   local applet
-  for applet in sh mount umount insmod mkdir cat dmesg tail poweroff chroot ip hostname sync uname; do
+  for applet in sh mount umount insmod mkdir cat dmesg tail poweroff chroot ip hostname sync uname \
+    switch_root; do
     ln -s busybox "$stage/bin/$applet"
   done
   install -m 755 "$HERE/guest-init.sh" "$stage/init"
@@ -229,20 +251,12 @@ build_initrd() {
   printf '#!/bin/sh\nexec /bin/chroot /newroot /sbin/modprobe "$@"\n' >"$stage/sbin/modprobe"
   chmod 755 "$stage/sbin/modprobe"
   : >"$stage/modules/order"
-  [[ $mods == none ]] ||
-  modprobe -d "$root" -S "$kver" --show-depends -a "${INITRD_MODULES[@]}" |
-    awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
-    local name
-    name=$(basename "$ko")
-    name=${name%.xz}
-    # busybox insmod cannot read compressed modules (6.12 ships .ko.xz).
-    case $ko in
-      *.xz) xz -dc "$ko" >"$stage/modules/$name" ;;
-      *) cp "$ko" "$stage/modules/$name" ;;
-    esac
-    echo "$name" >>"$stage/modules/order"
-  done
-  [[ $mods == none || -s $stage/modules/order ]] || die "no initramfs modules found for $kver"
+  : >"$stage/modules/order.overlay"
+  if [[ $mods != none ]]; then
+    stage_modules "$root" "$kver" "$stage" order "${INITRD_MODULES[@]}"
+    [[ -s $stage/modules/order ]] || die "no initramfs modules found for $kver"
+    stage_modules "$root" "$kver" "$stage" order.overlay "${OVERLAY_MODULES[@]}"
+  fi
   (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
   rm -rf "$stage"
 }

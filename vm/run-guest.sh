@@ -3,12 +3,17 @@
 # (read-only 9p) and run one command in it. Exits with the command's exit code,
 # 124 if the guest timed out, 125 if it died without reporting one (panic, crash).
 #   usage: vm/run-guest.sh --kernel 6.1|6.12|rt|newest|debug|debug-rt [--mem MB] [--smp N] [--timeout SEC]
-#                          [--out DIR] -- COMMAND [ARGS...]
+#                          [--out DIR] [--root overlay] [--init systemd] -- COMMAND [ARGS...]
 # OUT (default: a fresh dir under /var/tmp/dblock-vm-out/) is writable in the guest at
 # the same path; it receives dmesg.txt and console.log. The command runs with
 # DBLOCK_GUEST_KVER and DBLOCK_OUT set, in the caller's directory (if the guest sees
 # it: the guest's /tmp is an empty tmpfs; of the host's /tmp it sees only the checkout
 # this script belongs to, if it lives there).
+# --root overlay: the root is writable, a tmpfs overlay on the host's (apt install
+# works; all is gone at power-off).  --init systemd (implies --root overlay): systemd
+# is PID 1 (udevd, journald, fstab, units as on an installed system) and runs the
+# command as a service; DBLOCK_GUEST_INIT=systemd is set for it.  Not on the debug
+# lines (overlayfs is not built into them).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,7 +22,7 @@ CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 die() { echo "run-guest: $*" >&2; exit 2; }
 usage() { sed -n 's/^#   \?//; 5,6p' "$0" >&2; exit 2; }
 
-line="" mem=2048 smp=2 limit=900 out=""
+line="" mem=2048 smp=2 limit=900 out="" root="" init=""
 while (($#)); do
   case $1 in
     --kernel) line=${2:?}; shift 2 ;;
@@ -25,6 +30,12 @@ while (($#)); do
     --smp) smp=${2:?}; shift 2 ;;
     --timeout) limit=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
+    --root)
+      [[ ${2:-} == overlay ]] || die "--root takes 'overlay'"
+      root=overlay; shift 2 ;;
+    --init)
+      [[ ${2:-} == systemd ]] || die "--init takes 'systemd'"
+      init=systemd root=overlay; shift 2 ;;
     --) shift; break ;;
     -h | --help) usage ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -55,6 +66,7 @@ if [[ $src == /tmp || $src == /tmp/* ]]; then
   src_args=(-virtfs "local,path=$src,mount_tag=src,security_model=none,readonly=on,multidevs=remap")
   src_cmdline=" dblockvm_src=$src"
 fi
+mode_cmdline=${root:+ dblockvm_root=$root}${init:+ dblockvm_init=$init systemd.unit=dblock-guest.target}
 cwd=$(pwd -P)
 if [[ $cwd == /tmp || $cwd == /tmp/* ]]; then
   case $cwd in "$src" | "$src"/*) ;; *) cwd=/ ;; esac
@@ -72,7 +84,7 @@ fi
   echo
 } >"$out/.guest-job.sh"
 
-echo "run-guest: $KVER, ${mem} MB, $smp vCPUs, timeout ${limit}s, out $out" >&2
+echo "run-guest: $KVER, ${mem} MB, $smp vCPUs, timeout ${limit}s${init:+, systemd}${root:+, $root root}, out $out" >&2
 start=$SECONDS
 # A kernel that dies while booting, before the command started, is booted
 # once more: under TCG, 7.2 has died in its own early initcalls
@@ -85,7 +97,7 @@ for boot in 1 2; do
     -accel tcg -cpu max -m "$mem" -smp "$smp" -nodefaults -no-reboot \
     -display none -serial stdio -monitor none \
     -kernel "$VMLINUZ" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable dblockvm_out=$out dblockvm_moddir=$MODDIR$src_cmdline" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable dblockvm_out=$out dblockvm_moddir=$MODDIR$src_cmdline$mode_cmdline" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     ${src_args[@]+"${src_args[@]}"} \
     -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
