@@ -3,7 +3,8 @@
 #   1. unit tests of the userspace (ctest, no kernel needed), with the host's g++,
 #      then with sid's g++ and clang and the host's clang (scripts/check-toolchains.sh);
 #   2. kernel style: W=1 builds against each guest kernel, checkpatch;
-#   3. the guest suite (tests/guest/cases) in a QEMU guest per kernel.
+#   3. the guest suite (tests/guest/cases) in a QEMU guest per kernel, its systemd
+#      cases (8x) in a second one with systemd as PID 1 (vm/run-guest.sh --init systemd).
 # Ends with one line "N passed, N failed, N skipped" over all of them, after the time
 # each section took.
 # DBLOCK_RBD=0 leaves out the Ceph guests, DBLOCK_INSTALL_TEST=0 the
@@ -111,17 +112,25 @@ for line in $kernels; do
 		total_failed=$((total_failed + 1))
 		continue
 	fi
-	# The Ceph cases need a bigger guest of their own; the others share one.
-	cases=() rbd_cases=()
+	# The Ceph cases need a bigger guest of their own, the systemd ones (8x)
+	# one where systemd is PID 1; the others share one.
+	cases=() rbd_cases=() systemd_cases=()
 	for c in "$top"/tests/guest/cases/*.sh; do
 		case $(basename "$c") in
 		7[0-9]-*) rbd_cases+=("$c") ;;
+		8[0-9]-*) systemd_cases+=("$c") ;;
 		*) cases+=("$c") ;;
 		esac
 	done
 	"$top/vm/run-guest.sh" --kernel "$line" --timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
 		"$top/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
 	add_counts "$log"
+	if [ ${#systemd_cases[@]} -gt 0 ]; then
+		section "systemd guest suite on $line"
+		"$top/vm/run-guest.sh" --kernel "$line" --init systemd --timeout 1500 -- \
+			"$top/tests/guest/run-suite.sh" "${systemd_cases[@]}" 2>&1 | tee "$log"
+		add_counts "$log"
+	fi
 	if [ "${DBLOCK_RBD:-1}" = 1 ] && [ ${#rbd_cases[@]} -gt 0 ]; then
 		section "Ceph RBD guest suite on $line"
 		"$top/vm/run-guest.sh" --kernel "$line" --mem 4096 \

@@ -27,6 +27,7 @@
 #include "dblock/error.h"
 #include "dblock/server.h"
 #include "dblock/size.h"
+#include "dblock/systemd_notify.h"
 #include "dblock/unique_fd.h"
 
 namespace dblock {
@@ -268,7 +269,19 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   if (wanted.discard && wanted.discard_granularity == 0) {
     wanted.discard_granularity = backend.discard_granularity;
   }
-  if (!options.attach) {
+  bool attach = options.attach;
+  if (options.create_or_attach && !attach) {
+    try {
+      ControlDevice().info(wanted.name);
+      attach = true;  // it exists: find_unserved() says whether it may be taken
+    } catch (const std::system_error& e) {
+      if (e.code().value() != ENODEV) {
+        out.complain(explain_error(e));
+        return 1;
+      }
+    }
+  }
+  if (!attach) {
     try {
       validate(wanted);
       if (backend.size < wanted.size_bytes) {
@@ -301,7 +314,7 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   const bool watch = options.destroy_on_signal || options.handover_on_signal;
 
   DeviceInfo device;
-  if (options.attach) {
+  if (attach) {
     auto found = find_unserved(wanted.name, backend.size, out);
     if (!found) return 1;
     device = *found;
@@ -322,18 +335,25 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     const std::unique_ptr<Server> server = make_server(device.id, server_options);
     std::optional<SignalWatcher> watcher;
     if (watch) watcher.emplace(signals, device.config.name, out, *server, handed_over);
+    const SystemdNotifier systemd;
     server->run([&](const DeviceInfo& live) {
+      const std::string started = fmt::format(
+          "{} {} ({}, {}-byte blocks, {} queues x {}{}{})", attach ? "took over" : "serving",
+          live.disk_path(), format_size(live.config.size_bytes), live.config.block_size,
+          live.config.queues, live.config.queue_depth,
+          options.backend_description.empty() ? "" : "; ", options.backend_description);
       if (options.on_started) {
         options.on_started(live);
-        return;
+      } else {
+        out.say(started);
       }
-      out.say(fmt::format("{} {} ({}, {}-byte blocks, {} queues x {}{}{})",
-                          options.attach ? "took over" : "serving", live.disk_path(),
-                          format_size(live.config.size_bytes), live.config.block_size,
-                          live.config.queues, live.config.queue_depth,
-                          options.backend_description.empty() ? "" : "; ",
-                          options.backend_description));
+      if (const std::string error = systemd.notify("READY=1\nSTATUS=" + started); !error.empty()) {
+        out.complain(error);
+      }
     });
+    if (const std::string error = systemd.notify("STOPPING=1"); !error.empty()) {
+      out.complain(error);
+    }
     if (handed_over) {
       out.say(fmt::format("handed {} over, exiting", device.disk_path()));
     } else {
@@ -342,7 +362,7 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     return 0;
   } catch (const std::exception& e) {
     out.complain(e.what());
-    if (options.attach) return 1;  // not ours to destroy: the next server may take it
+    if (attach) return 1;  // not ours to destroy: the next server may take it
     try {
       ControlDevice().destroy(device.id);  // do not leave a device without a server
     } catch (const std::exception& cleanup) {

@@ -46,6 +46,10 @@ expect 2 "invalid size '1X'" "$bin/dblockctl" create vol1 --size 1X
 expect 2 "duration '30' has no unit" "$bin/dblock-serve" vol1 --backend ram --size 1G --timeout 30
 expect 2 "not one of ram, null, file:PATH" "$bin/dblock-serve" vol1 --backend disk --size 1M
 expect 2 "needs a size" "$bin/dblock-serve" vol1 --backend ram
+expect 2 "--create-or-attach with the ram backend would serve zeros" \
+  "$bin/dblock-serve" vol1 --backend ram --size 1G --create-or-attach
+expect 2 "--attach excludes --create-or-attach" \
+  "$bin/dblock-serve" vol1 --backend file:/nonexistent --attach --create-or-attach
 expect 2 "invalid size '3X'" "$bin/dblock_sample_ramdisk" --size 3X
 expect 2 "invalid size '3X'" "$bin/dblock_sample_ramdisk" -d --size 3X
 expect 2 "--max-io 8G is too large" "$bin/dblock_sample_ramdisk" --max-io 8G

@@ -6,6 +6,7 @@
 //
 //   dblock-serve NAME --backend ram|null|file:PATH|rbd:POOL/IMAGE [--size SIZE] [...]
 //   dblock-serve NAME --backend file:PATH --attach      (the next server)
+//   dblock-serve NAME --backend file:PATH --create-or-attach   (restarted by a supervisor)
 //   dblock-serve --config /etc/dblock/NAME.conf        (systemd: dblock@NAME)
 #include <signal.h>
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
       std::string(kProg)};
   std::string config_path;
   bool attach = false;
+  bool create_or_attach = false;
   // Options given on the command line, by config key; they override the file.
   std::vector<std::pair<std::string, CLI::Option*>> given;
   std::deque<std::string> values;  // given[i]'s value (a deque: stable references)
@@ -100,9 +102,14 @@ int main(int argc, char** argv) {
   flag_option("--rbd-cache", "rbd_cache",
               "rbd: enable librbd's client cache (writes acked before they reach the OSDs: a "
               "killed server loses them; safe only with --recovery fail)");
-  app.add_flag("--attach", attach,
-               "Serve the existing device NAME, left by a server that died or handed it over "
-               "(SIGUSR1), instead of creating it; the device keeps its shape");
+  auto* attach_flag = app.add_flag(
+      "--attach", attach,
+      "Serve the existing device NAME, left by a server that died or handed it over "
+      "(SIGUSR1), instead of creating it; the device keeps its shape");
+  app.add_flag("--create-or-attach", create_or_attach,
+               "Attach (as --attach) if the device NAME exists, else create it: for a server "
+               "that a supervisor restarts (dblock@.service)")
+      ->excludes(attach_flag);
   app.add_option("-c,--config", config_path,
                  "Read settings from FILE: KEY=VALUE lines, KEY an option's long name with _ for "
                  "- (name, backend, size, block_size, ..., size_limit, rbd_cache; all but attach "
@@ -125,10 +132,11 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < flags.size(); ++i) {
       if (flags[i].second->count() > 0) settings[flags[i].first] = flag_values[i] ? "true" : "false";
     }
-    if (attach && settings["backend"] == "ram") {
-      throw std::invalid_argument(
-          "--attach with the ram backend would serve zeros in place of the device's data "
-          "(use a file backend, or create a new device)");
+    if ((attach || create_or_attach) && settings["backend"] == "ram") {
+      throw std::invalid_argument(fmt::format(
+          "--{} with the ram backend would serve zeros in place of the device's data "
+          "(use a file backend, or create a new device)",
+          attach ? "attach" : "create-or-attach"));
     }
     plan = serve_tool::make_plan(settings);
   } catch (const std::exception& e) {
@@ -151,6 +159,7 @@ int main(int argc, char** argv) {
   dblock::ServeOptions options;
   options.program = kProg;
   options.attach = attach;
+  options.create_or_attach = create_or_attach;
   options.lock_memory = plan.lock_memory;
   options.workers = plan.workers;
   options.backend_description = backend.description;

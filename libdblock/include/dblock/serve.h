@@ -24,6 +24,10 @@ struct ServeOptions {
   // device whose server died or handed it over (recovery policy "wait"),
   // with the held requests.  Its shape is the device's; config's is ignored.
   bool attach = false;
+  // Attach (as `attach`) when a device named config.name exists, else create
+  // it: what a server restarted by its supervisor (systemd's Restart=) does
+  // to take back the device it left, with the filesystem still mounted.
+  bool create_or_attach = false;
   // On SIGUSR1, hand the device over to the next server: answer what was
   // fetched, close the channel and return 0, leaving the device and its
   // queued requests to a server started with `attach`.  Refused (the signal
@@ -56,6 +60,9 @@ struct ServeOptions {
 // On an error it prints one line to stderr, saying what to do for the common
 // mistakes (module not loaded, not root, name taken), destroys the device if
 // it had created it, and returns 1.
+// Under systemd (a Type=notify unit: $NOTIFY_SOCKET set), it says READY=1
+// once the disk is live (created or taken over, partitions scanned) with a
+// STATUS= line, and STOPPING=1 when the device goes or is handed over.
 // Thread-safety: call from one thread; it serves with one thread per queue.
 int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& options = {});
 // The same for a backend whose requests complete on their own (RbdBackend).
