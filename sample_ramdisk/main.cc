@@ -44,7 +44,10 @@ int main(int argc, char** argv) {
   std::string block_size_text = "4096";
   std::string max_io_text = "256K";
   app.add_flag("-d,--destroy", destroy, "Destroy the device and exit");
-  app.add_option("--name", config.name, "Disk name: /dev/NAME")->capture_default_str();
+  // NAME as the other tools take it, or --name as the seed's sample did.
+  auto* name_option =
+      app.add_option("name", config.name, "Disk name: /dev/NAME")->capture_default_str();
+  app.add_option("--name", config.name, "The same as NAME")->excludes(name_option);
   app.add_option("--size", size_text, "Disk size (binary units: 64M, 1G)")->capture_default_str();
   app.add_option("--block-size", block_size_text, "Logical block size")->capture_default_str();
   app.add_option("--queues", config.queues, "Hardware queues")->capture_default_str();
