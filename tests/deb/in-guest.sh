@@ -90,8 +90,10 @@ for tool in dblockctl dblock-serve dblock_sample_ramdisk; do
   assert_eq "/usr/bin/$tool" "$(command -v "$tool")" "$tool's path"
   assert_eq "$tool (dblock) $version" "$("$tool" --version)" "$tool --version"
 done
+# (ld.so.cache may name it by /lib, merged into /usr/lib)
 lib=$(ldd /usr/bin/dblock-serve | awk '$1 == "libdblock.so.0" {print $3}')
-[[ $lib == /usr/lib/*/libdblock.so.0 ]] || die "dblock-serve finds libdblock.so.0 at '$lib'"
+[[ -n $lib && $(readlink -f "$lib") == /usr/lib/*/libdblock.so.$version ]] ||
+  die "dblock-serve finds libdblock.so.0 at '$lib', not the package's"
 [[ -f /usr/lib/udev/rules.d/60-dblock.rules && -f /usr/lib/systemd/system/dblock@.service ]] ||
   die "udev rule or systemd unit missing"
 
