@@ -10,13 +10,15 @@
 #                      tools, man pages, udev rule, systemd unit: PREFIX=/usr/local, DESTDIR
 #   make dkms-install  dblock.ko through DKMS (root), for KVER="..." (default: running kernel)
 #   make dkms-uninstall
+#   make deb           Debian packages (dblock-dkms, libdblock0, libdblock-dev, dblock-tools)
+#                      into DEB_DIR (default build/deb), checked by lintian
 # The Kbuild file beside this one is what the kernel's build reads.
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 BUILD_DIR ?= build
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all module userspace probes demo check bench bench-rbd clean install uninstall dkms-install dkms-uninstall
+.PHONY: all module userspace probes demo check bench bench-rbd clean install uninstall dkms-source dkms-install dkms-uninstall deb
 
 all: module userspace
 
@@ -68,8 +70,8 @@ uninstall:
 DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
 DKMS_SRC = /usr/src/dblock-$(DKMS_VERSION)
 DKMS_KERNELS = $(foreach k,$(KVER),-k $(k))
-dkms-install:
-	@command -v dkms >/dev/null || { echo "error: dkms is not installed (Debian/Ubuntu: sudo apt install dkms; Fedora: sudo dnf install dkms)" >&2; exit 1; }
+# The module's sources as DKMS wants them, in DKMS_SRC (debian/rules uses it too).
+dkms-source:
 	rm -rf "$(DKMS_SRC)"
 	mkdir -p "$(DKMS_SRC)/kernel/probes" "$(DKMS_SRC)/include/uapi/linux"
 	cp Makefile Kbuild dkms.conf "$(DKMS_SRC)/"
@@ -77,6 +79,10 @@ dkms-install:
 	rm -f "$(DKMS_SRC)/kernel/dblock_probes.h"
 	cp kernel/probes/*.c kernel/probes/run-probes.sh "$(DKMS_SRC)/kernel/probes/"
 	cp include/uapi/linux/dblock.h "$(DKMS_SRC)/include/uapi/linux/"
+
+dkms-install:
+	@command -v dkms >/dev/null || { echo "error: dkms is not installed (Debian/Ubuntu: sudo apt install dkms; Fedora: sudo dnf install dkms)" >&2; exit 1; }
+	$(MAKE) dkms-source DKMS_SRC="$(DKMS_SRC)"
 	dkms status -m dblock -v $(DKMS_VERSION) | grep -q . || dkms add -m dblock -v $(DKMS_VERSION)
 	dkms build --force -m dblock -v $(DKMS_VERSION) $(DKMS_KERNELS)
 	dkms install --force -m dblock -v $(DKMS_VERSION) $(DKMS_KERNELS)
@@ -84,3 +90,8 @@ dkms-install:
 dkms-uninstall:
 	-dkms remove -m dblock -v $(DKMS_VERSION) --all
 	rm -rf "$(DKMS_SRC)"
+
+# Debian packages into DEB_DIR, then lintian (scripts/make-deb.sh; docs/install.md).
+DEB_DIR ?= $(BUILD_DIR)/deb
+deb:
+	./scripts/make-deb.sh "$(DEB_DIR)"

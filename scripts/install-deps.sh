@@ -11,7 +11,7 @@ PACKAGES=(
   iproute2 procps coreutils xfsprogs btrfs-progs fdisk udev
   gcc-multilib g++-multilib linux-source-6.12
   linux-headers-amd64 linux-headers-6.12-amd64
-  shellcheck
+  shellcheck debhelper dh-dkms lintian
   ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev rbd-nbd
   "$@"
 )

@@ -9,8 +9,8 @@
 # each section took.
 # DBLOCK_RBD=0 leaves out the Ceph guests, DBLOCK_INSTALL_TEST=0 the
 # installed-package build (case 60 then reports itself skipped),
-# DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh), DBLOCK_TOOLCHAINS=0 the
-# other toolchains.
+# DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh), DBLOCK_DEB_TEST=0 the
+# Debian packages (tests/deb/run.sh), DBLOCK_TOOLCHAINS=0 the other toolchains.
 # DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12 newest rt": Debian 12's
 # two, sid's newest, Debian 12's PREEMPT_RT; "debug" adds the KASAN/lockdep kernel);
 # DBLOCK_ARCHES the foreign architectures (default "arm64"; "arm64 armhf i386"; "" for
@@ -35,6 +35,20 @@ add_counts() {
 	total_failed=$((total_failed + $(echo "$counts" | cut -d' ' -f3)))
 	skipped=$(echo "$counts" | sed -nE 's/.*, ([0-9]+) skipped/\1/p')
 	total_skipped=$((total_skipped + ${skipped:-0}))
+}
+
+# one_test TAG CMD...: CMD, whose output goes to $log, counts as one test: passed
+# (its lines with TAG shown) or failed (its last lines shown).
+one_test() {
+	local tag=$1
+	shift
+	if "$@" >"$log" 2>&1; then
+		grep -F "$tag" "$log"
+		total_passed=$((total_passed + 1))
+	else
+		tail -n 30 "$log"
+		total_failed=$((total_failed + 1))
+	fi
 }
 
 # section TITLE: starts a section; the time each took is listed at the end.
@@ -93,13 +107,12 @@ fi
 
 section "DKMS (make dkms-install for each kernel line, each module loaded in its guest)"
 if [ "${DBLOCK_DKMS_TEST:-1}" = 1 ]; then
-	if "$top/tests/dkms/run.sh" >"$log" 2>&1; then
-		grep 'dkms-test:' "$log"
-		total_passed=$((total_passed + 1))
-	else
-		tail -n 30 "$log"
-		total_failed=$((total_failed + 1))
-	fi
+	one_test dkms-test: "$top/tests/dkms/run.sh"
+fi
+
+section "Debian packages (make deb, lintian; apt install, use and purge in 6.1 and 6.12 guests)"
+if [ "${DBLOCK_DEB_TEST:-1}" = 1 ]; then
+	one_test deb-test: "$top/tests/deb/run.sh"
 fi
 
 for line in $kernels; do
