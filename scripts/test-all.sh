@@ -10,7 +10,9 @@
 # DBLOCK_RBD=0 leaves out the Ceph guests, DBLOCK_INSTALL_TEST=0 the
 # installed-package build (case 60 then reports itself skipped),
 # DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh), DBLOCK_DEB_TEST=0 the
-# Debian packages (tests/deb/run.sh), DBLOCK_TOOLCHAINS=0 the other toolchains.
+# Debian packages (tests/deb/run.sh; =host: only make deb, lintian and their
+# contents, no guest), DBLOCK_TOOLCHAINS=0 the other toolchains.
+# DBLOCK_SYSTEMD_KERNELS the kernel lines whose systemd guest runs (default: all).
 # DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12 newest rt": Debian 12's
 # two, sid's newest, Debian 12's PREEMPT_RT; "debug" adds the KASAN/lockdep kernel);
 # DBLOCK_ARCHES the foreign architectures (default "arm64"; "arm64 armhf i386"; "" for
@@ -111,9 +113,10 @@ if [ "${DBLOCK_DKMS_TEST:-1}" = 1 ]; then
 fi
 
 section "Debian packages (make deb, lintian; apt install, use and purge in 6.1 and 6.12 guests)"
-if [ "${DBLOCK_DEB_TEST:-1}" = 1 ]; then
-	one_test deb-test: "$top/tests/deb/run.sh"
-fi
+case ${DBLOCK_DEB_TEST:-1} in
+1) one_test deb-test: "$top/tests/deb/run.sh" ;;
+host) one_test deb-test: "$top/tests/deb/run.sh" --no-guest ;;
+esac
 
 for line in $kernels; do
 	section "guest suite on $line"
@@ -138,7 +141,7 @@ for line in $kernels; do
 	"$top/vm/run-guest.sh" --kernel "$line" --timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
 		"$top/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
 	add_counts "$log"
-	if [ ${#systemd_cases[@]} -gt 0 ]; then
+	if [ ${#systemd_cases[@]} -gt 0 ] && [[ " ${DBLOCK_SYSTEMD_KERNELS:-$kernels} " == *" $line "* ]]; then
 		section "systemd guest suite on $line"
 		"$top/vm/run-guest.sh" --kernel "$line" --init systemd --timeout 1500 -- \
 			"$top/tests/guest/run-suite.sh" "${systemd_cases[@]}" 2>&1 | tee "$log"
