@@ -43,7 +43,7 @@
  *	no dblock lock, and around a last close's writeback, which waits for
  *	the server; so destroy takes it with no dblock lock held, to count
  *	the openers and set @removing (dblock_dev_mark_removing()).
- * dblock_dev.server_lock: @server, @holding.  Held to attach or detach a
+ * dblock_dev.server_lock: @server, @holding, @backend.  Held to attach or detach a
  *	server and to fail or requeue requests (-> dblock_queue.lock).  The
  *	grace work and the sysfs attributes take it, so neither
  *	cancel_delayed_work_sync() of that work nor del_gendisk() (which waits
@@ -138,8 +138,10 @@ struct dblock_dev {
 	wait_queue_head_t	start_wait;
 	atomic_t		nr_ready;
 
-	struct mutex		server_lock;	/* @server, @holding */
+	struct mutex		server_lock;	/* @server, @holding, @backend */
 	struct pid		*server;
+	/* Set by the server (DBLOCK_IOC_SET_BACKEND), NUL-terminated. */
+	char			backend[DBLOCK_BACKEND_MAX];
 	/* No server, DBLOCK_RECOVERY_WAIT: requests wait for the next one. */
 	bool			holding;
 	struct delayed_work	grace_work;
@@ -171,6 +173,10 @@ int dblock_dev_start(struct dblock_dev *dev);
 int dblock_dev_set_params(struct dblock_dev *dev,
 			  const struct dblock_ctl_set_params *p);
 void dblock_dev_server_attach(struct dblock_dev *dev);
+int dblock_dev_set_backend(struct dblock_dev *dev,
+			   const struct dblock_backend *b);
+void dblock_dev_get_backend(struct dblock_dev *dev,
+			    char text[DBLOCK_BACKEND_MAX]);
 void dblock_dev_server_detach(struct dblock_dev *dev);
 
 /* dblock_io.c: the blk-mq side */

@@ -204,6 +204,29 @@ static long dblock_ctl_get_info(struct dblock_ctl_get_info __user *uarg)
 	return copy_to_user(&uarg->info, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
+static long dblock_ctl_get_backend(struct dblock_ctl_get_backend __user *uarg)
+{
+	struct dblock_ctl_target t;
+	struct dblock_backend b = {};
+	struct dblock_dev *dev;
+	int ret;
+
+	if (copy_from_user(&t, &uarg->target, sizeof(t)))
+		return -EFAULT;
+	ret = dblock_target_validate(&t, 0);
+	if (ret)
+		return ret;
+
+	mutex_lock(&dblock_ctl_mutex);
+	dev = dblock_find(&t);
+	if (dev)
+		dblock_dev_get_backend(dev, b.text);
+	mutex_unlock(&dblock_ctl_mutex);
+	if (!dev)
+		return -ENODEV;
+	return copy_to_user(&uarg->backend, &b, sizeof(b)) ? -EFAULT : 0;
+}
+
 static long dblock_ctl_list(struct dblock_ctl_list __user *uarg)
 {
 	struct dblock_ctl_list l;
@@ -262,6 +285,8 @@ static long dblock_ctl_ioctl(struct file *file, unsigned int cmd,
 		return dblock_ctl_get_info(argp);
 	case DBLOCK_CTL_SET_PARAMS:
 		return dblock_ctl_set_params(argp);
+	case DBLOCK_CTL_GET_BACKEND:
+		return dblock_ctl_get_backend(argp);
 	default:
 		return -ENOTTY;
 	}
