@@ -318,6 +318,7 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   try {
     ServerOptions server_options;
     server_options.workers = options.workers;
+    server_options.backend_description = options.backend_description;
     server_options.on_warning = [&out](const std::string& message) { out.complain(message); };
     const std::unique_ptr<Server> server = make_server(device.id, server_options);
     std::optional<SignalWatcher> watcher;
@@ -327,12 +328,15 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
         options.on_started(live);
         return;
       }
+      std::string backend = options.backend_description;
+      if (!options.backend_details.empty()) {
+        backend += (backend.empty() ? "" : ", ") + options.backend_details;
+      }
       out.say(fmt::format("{} {} ({}, {}-byte blocks, {} queues x {}{}{})",
                           options.attach ? "took over" : "serving", live.disk_path(),
                           format_size(live.config.size_bytes), live.config.block_size,
                           live.config.queues, live.config.queue_depth,
-                          options.backend_description.empty() ? "" : "; ",
-                          options.backend_description));
+                          backend.empty() ? "" : "; ", backend));
     });
     if (handed_over) {
       out.say(fmt::format("handed {} over, exiting", device.disk_path()));

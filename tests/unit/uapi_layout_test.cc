@@ -46,6 +46,14 @@ static_assert(offsetof(dblock_ctl_set_params, mask) == 56);
 static_assert(offsetof(dblock_ctl_set_params, size_bytes) == 64);
 static_assert(offsetof(dblock_ctl_set_params, grace_ms) == 72);
 static_assert(offsetof(dblock_ctl_set_params, recovery) == 76);
+// DBLOCK_FEAT_BACKEND_DESC: new structs; the ones above keep their sizes.
+static_assert(DBLOCK_BACKEND_MAX == 128);
+static_assert(sizeof(dblock_backend) == 144);
+static_assert(offsetof(dblock_backend, __reserved) == 128);
+static_assert(sizeof(dblock_ctl_get_backend) == 200);
+static_assert(offsetof(dblock_ctl_get_backend, backend) == 56);
+static_assert(alignof(dblock_ctl_get_backend) == 8);
+static_assert((DBLOCK_FEAT_SUPPORTED & DBLOCK_FEAT_BACKEND_DESC) == DBLOCK_FEAT_BACKEND_DESC);
 
 // ABI 2: 8 reserved bytes; elements of the array are request_size apart.
 static_assert(sizeof(dblock_request) == 32);
