@@ -30,11 +30,12 @@
  * to; nothing here is taken from interrupt context.
  *
  * dblock_ctl_mutex (dblock_main.c): the device table.  Held to create a
- *	device, to fill in its info (-> @server_lock) and at module exit, to
+ *	device and fill in its info (-> @server_lock) and at module exit, to
  *	remove the idle devices left (-> each lock below but @serving).
  *	Never held while something may wait for a server: destroy counts
  *	a disk's openers and removes it, and DBLOCK_CTL_SET_PARAMS waits for
- *	@lock, each with a reference on the device instead.
+ *	@lock, each with a reference on the device instead; the other
+ *	commands on one device (GET_INFO, GET_BACKEND) take a reference too.
  * dblock_dev.lock: @state, adding the disk, the parameters.  Held across
  *	device_add_disk() (-> disk->open_mutex; the partition scan's I/O,
  *	which a server answers without any of these locks) and a resize
