@@ -288,6 +288,7 @@ int main(int argc, char** argv) {
       if (v.has(DBLOCK_FEAT_DISCARD)) features.emplace_back("discard");
       if (v.has(DBLOCK_FEAT_RECOVERY)) features.emplace_back("recovery");
       if (v.has(DBLOCK_FEAT_SET_PARAMS)) features.emplace_back("set-params");
+      if (v.has(DBLOCK_FEAT_BACKEND_DESC)) features.emplace_back("backend-description");
       if (as_json) {
         print_json({{"abi_version", v.abi_version},
                     {"features", v.features},
