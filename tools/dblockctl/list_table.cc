@@ -75,9 +75,9 @@ std::string render_builtin(const std::vector<const Column*>& columns,
     }
     return out;
   }
-  // A column is as wide as its heading even without headings (libsmartcols).
-  std::vector<std::size_t> widths;
-  for (const Column* c : columns) widths.push_back(c->name.size());
+  // Without headings, as wide as the values (libsmartcols 2.38 still makes
+  // a column as wide as its heading then; later versions do not).
+  std::vector<std::size_t> widths(columns.size(), 0);
   for (const auto& line : lines) {
     for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], line[i].size());
   }
