@@ -30,11 +30,12 @@
  * to; nothing here is taken from interrupt context.
  *
  * dblock_ctl_mutex (dblock_main.c): the device table.  Held to create a
- *	device, to fill in its info (-> @server_lock) and at module exit, to
+ *	device and fill in its info (-> @server_lock) and at module exit, to
  *	remove the idle devices left (-> each lock below but @serving).
  *	Never held while something may wait for a server: destroy counts
  *	a disk's openers and removes it, and DBLOCK_CTL_SET_PARAMS waits for
- *	@lock, each with a reference on the device instead.
+ *	@lock, each with a reference on the device instead; the other
+ *	commands on one device (GET_INFO, GET_BACKEND) take a reference too.
  * dblock_dev.lock: @state, adding the disk, the parameters.  Held across
  *	device_add_disk() (-> disk->open_mutex; the partition scan's I/O,
  *	which a server answers without any of these locks) and a resize
@@ -43,7 +44,7 @@
  *	no dblock lock, and around a last close's writeback, which waits for
  *	the server; so destroy takes it with no dblock lock held, to count
  *	the openers and set @removing (dblock_dev_mark_removing()).
- * dblock_dev.server_lock: @server, @holding.  Held to attach or detach a
+ * dblock_dev.server_lock: @server, @holding, @backend.  Held to attach or detach a
  *	server and to fail or requeue requests (-> dblock_queue.lock).  The
  *	grace work and the sysfs attributes take it, so neither
  *	cancel_delayed_work_sync() of that work nor del_gendisk() (which waits
@@ -138,8 +139,10 @@ struct dblock_dev {
 	wait_queue_head_t	start_wait;
 	atomic_t		nr_ready;
 
-	struct mutex		server_lock;	/* @server, @holding */
+	struct mutex		server_lock;	/* @server, @holding, @backend */
 	struct pid		*server;
+	/* Set by the server (DBLOCK_IOC_SET_BACKEND), NUL-terminated. */
+	char			backend[DBLOCK_BACKEND_MAX];
 	/* No server, DBLOCK_RECOVERY_WAIT: requests wait for the next one. */
 	bool			holding;
 	struct delayed_work	grace_work;
@@ -171,6 +174,10 @@ int dblock_dev_start(struct dblock_dev *dev);
 int dblock_dev_set_params(struct dblock_dev *dev,
 			  const struct dblock_ctl_set_params *p);
 void dblock_dev_server_attach(struct dblock_dev *dev);
+int dblock_dev_set_backend(struct dblock_dev *dev,
+			   const struct dblock_backend *b);
+void dblock_dev_get_backend(struct dblock_dev *dev,
+			    char text[DBLOCK_BACKEND_MAX]);
 void dblock_dev_server_detach(struct dblock_dev *dev);
 
 /* dblock_io.c: the blk-mq side */

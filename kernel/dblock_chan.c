@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * dblock: the per-device channel a server opens: mmap of the buffer areas,
- * START, and SERVE (commit and fetch).
+ * START, SERVE (commit and fetch), and the backend's description.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -477,6 +477,16 @@ static long dblock_chan_kick(struct dblock_dev *dev, unsigned long queue)
 	return 0;
 }
 
+static long dblock_chan_set_backend(struct dblock_dev *dev,
+				    const struct dblock_backend __user *uarg)
+{
+	struct dblock_backend b;
+
+	if (copy_from_user(&b, uarg, sizeof(b)))
+		return -EFAULT;
+	return dblock_dev_set_backend(dev, &b);
+}
+
 static long dblock_chan_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
 {
@@ -494,6 +504,8 @@ static long dblock_chan_ioctl(struct file *file, unsigned int cmd,
 	case DBLOCK_IOC_GET_INFO:
 		dblock_dev_fill_info(dev, &info);
 		return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+	case DBLOCK_IOC_SET_BACKEND:
+		return dblock_chan_set_backend(dev, argp);
 	default:
 		return -ENOTTY;
 	}

@@ -471,6 +471,8 @@ void dblock_dev_server_attach(struct dblock_dev *dev)
 	lockdep_assert_held(&dev->server_lock);
 	if (dev->holding)
 		pr_info("%s: a new server took over\n", dev->config.name);
+	/* It describes its backend itself, or not at all. */
+	memset(dev->backend, 0, sizeof(dev->backend));
 	WRITE_ONCE(dev->holding, false);
 	for (i = 0; i < dev->config.nr_queues; i++) {
 		spin_lock(&dev->queues[i].lock);
@@ -479,6 +481,38 @@ void dblock_dev_server_attach(struct dblock_dev *dev)
 		/* Held requests are waiting for it. */
 		wake_up(&dev->queues[i].wait);
 	}
+}
+
+/* DBLOCK_IOC_SET_BACKEND; see struct dblock_backend for what is valid. */
+int dblock_dev_set_backend(struct dblock_dev *dev,
+			   const struct dblock_backend *b)
+{
+	size_t len = strnlen(b->text, sizeof(b->text));
+	size_t i;
+
+	if (len == sizeof(b->text) ||
+	    memchr_inv(b->text + len, 0, sizeof(b->text) - len) ||
+	    memchr_inv(b->__reserved, 0, sizeof(b->__reserved)))
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		u8 c = b->text[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return -EINVAL;
+	}
+
+	mutex_lock(&dev->server_lock);
+	memcpy(dev->backend, b->text, sizeof(dev->backend));
+	mutex_unlock(&dev->server_lock);
+	return 0;
+}
+
+void dblock_dev_get_backend(struct dblock_dev *dev,
+			    char text[DBLOCK_BACKEND_MAX])
+{
+	mutex_lock(&dev->server_lock);
+	memcpy(text, dev->backend, DBLOCK_BACKEND_MAX);
+	mutex_unlock(&dev->server_lock);
 }
 
 /*

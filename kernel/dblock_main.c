@@ -152,6 +152,27 @@ out_put:
 	return ret;
 }
 
+/*
+ * The device @t names, with a reference the caller puts: not the table's
+ * mutex, so that a command that waits (a change waiting for a START stuck
+ * on I/O) does not hold up the rest of the control device.
+ */
+static struct dblock_dev *dblock_get_target(const struct dblock_ctl_target *t)
+{
+	struct dblock_dev *dev;
+	int ret;
+
+	ret = dblock_target_validate(t, 0);
+	if (ret)
+		return ERR_PTR(ret);
+	mutex_lock(&dblock_ctl_mutex);
+	dev = dblock_find(t);
+	if (dev)
+		get_device(&dev->cdev_dev);
+	mutex_unlock(&dblock_ctl_mutex);
+	return dev ? dev : ERR_PTR(-ENODEV);
+}
+
 static long dblock_ctl_set_params(struct dblock_ctl_set_params __user *uarg)
 {
 	struct dblock_ctl_set_params p;
@@ -160,22 +181,9 @@ static long dblock_ctl_set_params(struct dblock_ctl_set_params __user *uarg)
 
 	if (copy_from_user(&p, uarg, sizeof(p)))
 		return -EFAULT;
-	ret = dblock_target_validate(&p.target, 0);
-	if (ret)
-		return ret;
-
-	/*
-	 * A reference, not the table's mutex, keeps @dev alive meanwhile: the
-	 * change may wait for a START stuck on I/O, and the rest of the control
-	 * device must not wait with it.
-	 */
-	mutex_lock(&dblock_ctl_mutex);
-	dev = dblock_find(&p.target);
-	if (dev)
-		get_device(&dev->cdev_dev);
-	mutex_unlock(&dblock_ctl_mutex);
-	if (!dev)
-		return -ENODEV;
+	dev = dblock_get_target(&p.target);
+	if (IS_ERR(dev))
+		return PTR_ERR(dev);
 	ret = dblock_dev_set_params(dev, &p);
 	put_device(&dev->cdev_dev);
 	return ret;
@@ -186,22 +194,31 @@ static long dblock_ctl_get_info(struct dblock_ctl_get_info __user *uarg)
 	struct dblock_ctl_target t;
 	struct dblock_dev_info info;
 	struct dblock_dev *dev;
-	int ret;
 
 	if (copy_from_user(&t, &uarg->target, sizeof(t)))
 		return -EFAULT;
-	ret = dblock_target_validate(&t, 0);
-	if (ret)
-		return ret;
-
-	mutex_lock(&dblock_ctl_mutex);
-	dev = dblock_find(&t);
-	if (dev)
-		dblock_dev_fill_info(dev, &info);
-	mutex_unlock(&dblock_ctl_mutex);
-	if (!dev)
-		return -ENODEV;
+	dev = dblock_get_target(&t);
+	if (IS_ERR(dev))
+		return PTR_ERR(dev);
+	dblock_dev_fill_info(dev, &info);
+	put_device(&dev->cdev_dev);
 	return copy_to_user(&uarg->info, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long dblock_ctl_get_backend(struct dblock_ctl_get_backend __user *uarg)
+{
+	struct dblock_ctl_target t;
+	struct dblock_backend b = {};
+	struct dblock_dev *dev;
+
+	if (copy_from_user(&t, &uarg->target, sizeof(t)))
+		return -EFAULT;
+	dev = dblock_get_target(&t);
+	if (IS_ERR(dev))
+		return PTR_ERR(dev);
+	dblock_dev_get_backend(dev, b.text);
+	put_device(&dev->cdev_dev);
+	return copy_to_user(&uarg->backend, &b, sizeof(b)) ? -EFAULT : 0;
 }
 
 static long dblock_ctl_list(struct dblock_ctl_list __user *uarg)
@@ -262,6 +279,8 @@ static long dblock_ctl_ioctl(struct file *file, unsigned int cmd,
 		return dblock_ctl_get_info(argp);
 	case DBLOCK_CTL_SET_PARAMS:
 		return dblock_ctl_set_params(argp);
+	case DBLOCK_CTL_GET_BACKEND:
+		return dblock_ctl_get_backend(argp);
 	default:
 		return -ENOTTY;
 	}

@@ -51,6 +51,17 @@ static ssize_t recovery_show(struct device *d, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(recovery);
 
+/* The server's description of its backend; an empty line when unset. */
+static ssize_t backend_show(struct device *d, struct device_attribute *attr,
+			    char *buf)
+{
+	char text[DBLOCK_BACKEND_MAX];
+
+	dblock_dev_get_backend(dblock_sysfs_dev(d), text);
+	return sysfs_emit(buf, "%s\n", text);
+}
+static DEVICE_ATTR_RO(backend);
+
 /* Plain numbers from the device or its summed counters. */
 #define DBLOCK_ATTR_U64(name, expr)					\
 static ssize_t name##_show(struct device *d,				\
@@ -83,6 +94,7 @@ static struct attribute *dblock_disk_attrs[] = {
 	&dev_attr_id.attr,
 	&dev_attr_state.attr,
 	&dev_attr_server_pid.attr,
+	&dev_attr_backend.attr,
 	&dev_attr_queues.attr,
 	&dev_attr_depth.attr,
 	&dev_attr_max_io_bytes.attr,

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake g++ pkg-config clang mmdebstrap
-  libgtest-dev libgmock-dev libcli11-dev libfmt-dev nlohmann-json3-dev liburing-dev
+  libgtest-dev libgmock-dev libcli11-dev libfmt-dev nlohmann-json3-dev liburing-dev libsmartcols-dev
   qemu-system-x86 busybox-static fio e2fsprogs kmod cpio xz-utils util-linux
   iproute2 procps coreutils xfsprogs btrfs-progs fdisk udev
   gcc-multilib g++-multilib linux-source-6.12

@@ -142,7 +142,18 @@ DeviceInfo ControlDevice::info_target(const dblock_ctl_target& target,
     const int err = errno;
     throw Error(err, fmt::format("{}: ioctl DBLOCK_CTL_GET_INFO on {}", what, path_));
   }
-  return from_uapi(request.info);
+  DeviceInfo info = from_uapi(request.info);
+  if (info.features & DBLOCK_FEAT_BACKEND_DESC) {
+    dblock_ctl_get_backend backend{};
+    backend.target = target;
+    if (::ioctl(fd_.get(), DBLOCK_CTL_GET_BACKEND, &backend) < 0) {
+      const int err = errno;
+      throw Error(err, fmt::format("{}: ioctl DBLOCK_CTL_GET_BACKEND on {}", what, path_));
+    }
+    info.backend.assign(backend.backend.text,
+                        strnlen(backend.backend.text, sizeof(backend.backend.text)));
+  }
+  return info;
 }
 
 std::vector<DeviceInfo> ControlDevice::list() const {

@@ -156,6 +156,20 @@ dblock_dev_config to_uapi(const DeviceConfig& c) {
   return out;
 }
 
+std::string fit_backend_description(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  if (out.size() <= kMaxBackendLength) return out;
+  constexpr std::string_view kEllipsis = "...";
+  std::size_t from = out.size() - (kMaxBackendLength - kEllipsis.size());
+  // Not inside a UTF-8 sequence: skip its continuation bytes (10xxxxxx).
+  while (from < out.size() && (static_cast<unsigned char>(out[from]) & 0xc0) == 0x80) ++from;
+  return std::string(kEllipsis) + out.substr(from);
+}
+
 DeviceConfig from_uapi(const dblock_dev_config& c) {
   DeviceConfig out;
   out.name = name_from(c.name);

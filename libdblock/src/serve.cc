@@ -331,17 +331,21 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   try {
     ServerOptions server_options;
     server_options.workers = options.workers;
+    server_options.backend_description = options.backend_description;
     server_options.on_warning = [&out](const std::string& message) { out.complain(message); };
     const std::unique_ptr<Server> server = make_server(device.id, server_options);
     std::optional<SignalWatcher> watcher;
     if (watch) watcher.emplace(signals, device.config.name, out, *server, handed_over);
     const SystemdNotifier systemd;
     server->run([&](const DeviceInfo& live) {
+      std::string backend = options.backend_description;
+      if (!options.backend_details.empty()) {
+        backend += (backend.empty() ? "" : ", ") + options.backend_details;
+      }
       const std::string started = fmt::format(
           "{} {} ({}, {}-byte blocks, {} queues x {}{}{})", attach ? "took over" : "serving",
           live.disk_path(), format_size(live.config.size_bytes), live.config.block_size,
-          live.config.queues, live.config.queue_depth,
-          options.backend_description.empty() ? "" : "; ", options.backend_description);
+          live.config.queues, live.config.queue_depth, backend.empty() ? "" : "; ", backend);
       if (options.on_started) {
         options.on_started(live);
       } else {

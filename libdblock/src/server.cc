@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -135,6 +136,18 @@ ServerCore::ServerCore(std::uint32_t device_id, const ServerOptions& server_opti
   if ((info.features & DBLOCK_FEAT_KICK) == 0) {
     throw Error(EPROTO, fmt::format("{}: this dblock.ko has no DBLOCK_IOC_KICK", context()),
                 "use dblock.ko and libdblock of the same release");
+  }
+  if (!options.backend_description.empty() && (info.features & DBLOCK_FEAT_BACKEND_DESC) != 0) {
+    dblock_backend backend{};
+    const std::string text = fit_backend_description(options.backend_description);
+    std::memcpy(backend.text, text.data(), text.size());
+    if (::ioctl(channel.get(), DBLOCK_IOC_SET_BACKEND, &backend) < 0) {
+      const int err = errno;
+      throw Error(err, fmt::format("{}: set the backend's description '{}': ioctl "
+                                   "DBLOCK_IOC_SET_BACKEND on {}",
+                                   context(), text, channel_path));
+    }
+    info.backend = text;
   }
   const DeviceConfig& config = info.config;
   const std::uint64_t needed = std::uint64_t{config.queue_depth} * config.max_io_bytes;

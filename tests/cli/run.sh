@@ -36,6 +36,9 @@ expect 2 "no command: use version, list" "$bin/dblockctl" --json
 expect 2 "unknown option '--no-such-option'" "$bin/dblockctl" --no-such-option list
 expect 2 "The following argument was not expected: --no-such-option" \
   "$bin/dblockctl" list --no-such-option
+expect 2 "unknown column 'Bogus' (columns: ID, NAME, SIZE," "$bin/dblockctl" list -o NAME,Bogus
+expect 2 "BACKEND)" "$bin/dblockctl" list --output +bogus
+expect 2 "empty column name" "$bin/dblockctl" list -n -r -o NAME,
 expect 2 "invalid size '2Q'" "$bin/dblockctl" resize vol1 2Q
 expect 2 "duration '30' has no unit: write 30s for seconds or 30ms" \
   "$bin/dblockctl" set vol1 --timeout 30

@@ -788,6 +788,79 @@ TEST_F(Served, ServerDeathFailsItsRequestsAtOnceAndANewServerTakesOver) {
     EXPECT_EQ(pread(disk.get(), Aligned(buf), 4096, 0), 4096) << strerror(errno);
 }
 
+int GetBackend(int ctl, const std::string& name, std::string* text) {
+    dblock_ctl_get_backend g{};
+    std::strncpy(g.target.name, name.c_str(), sizeof(g.target.name) - 1);
+    int err = Ioctl(ctl, DBLOCK_CTL_GET_BACKEND, &g);
+    if (err == 0) {
+        text->assign(g.backend.text, strnlen(g.backend.text, sizeof(g.backend.text)));
+        EXPECT_EQ(std::count(std::begin(g.backend.text), std::end(g.backend.text), '\0'),
+                  long(sizeof(g.backend.text) - text->size()))
+            << "the description must be NUL-padded";
+    }
+    return err;
+}
+
+int SetBackend(int chan, const std::string& text) {
+    dblock_backend b{};
+    std::memcpy(b.text, text.data(), std::min(text.size(), sizeof(b.text)));
+    return Ioctl(chan, DBLOCK_IOC_SET_BACKEND, &b);
+}
+
+// With its newline, which Sysfs() takes off.
+std::string SysfsBackend(const std::string& name) {
+    std::ifstream in("/sys/block/" + name + "/dblock/backend");
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(Served, TheServerSetsItsBackendDescriptionAndBadOnesAreRefused) {
+    Fd ctl = OpenCtl();
+    dblock_ctl_version v{};
+    ASSERT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_VERSION, &v), 0);
+    EXPECT_EQ(v.features & DBLOCK_FEAT_BACKEND_DESC, DBLOCK_FEAT_BACKEND_DESC);
+    std::string text = "x";
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "") << "none until the server sets one";
+    EXPECT_EQ(SysfsBackend(name_), "\n");
+
+    ASSERT_EQ(SetBackend(server_->chan(), "file:/srv/vol1.img"), 0);
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "file:/srv/vol1.img");
+    EXPECT_EQ(SysfsBackend(name_), "file:/srv/vol1.img\n");
+    const std::string longest(DBLOCK_BACKEND_MAX - 1, 'a');
+    ASSERT_EQ(SetBackend(server_->chan(), longest), 0);
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, longest);
+    ASSERT_EQ(SetBackend(server_->chan(), "rbd:pool/\xc3\xa9t\xc3\xa9"), 0) << "UTF-8 passes";
+
+    // Refused, and the description stays as it was.
+    EXPECT_EQ(SetBackend(server_->chan(), std::string(DBLOCK_BACKEND_MAX, 'a')), EINVAL)
+        << "no NUL within the array";
+    EXPECT_EQ(SetBackend(server_->chan(), "two\nlines"), EINVAL) << "newline";
+    EXPECT_EQ(SetBackend(server_->chan(), "tab\there"), EINVAL) << "control character";
+    EXPECT_EQ(SetBackend(server_->chan(), "del\x7f"), EINVAL) << "DEL";
+    dblock_backend b{};
+    std::strcpy(b.text, "ok");
+    b.text[10] = 'x';
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SET_BACKEND, &b), EINVAL) << "bytes after the NUL";
+    b.text[10] = 0;
+    b.__reserved[1] = 1;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_SET_BACKEND, &b), EINVAL) << "reserved";
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "rbd:pool/\xc3\xa9t\xc3\xa9");
+
+    dblock_ctl_get_backend g{};
+    g.target.flags = 1;
+    EXPECT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_BACKEND, &g), EINVAL) << "target flags";
+    g = {};
+    std::strcpy(g.target.name, "abi-no-such-device");
+    EXPECT_EQ(Ioctl(ctl.get(), DBLOCK_CTL_GET_BACKEND, &g), ENODEV);
+
+    ASSERT_EQ(SetBackend(server_->chan(), ""), 0) << "empty clears it";
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "");
+}
+
 int SetParams(int ctl, const std::string& name, dblock_ctl_set_params p) {
     std::strncpy(p.target.name, name.c_str(), sizeof(p.target.name) - 1);
     return Ioctl(ctl, DBLOCK_CTL_SET_PARAMS, &p);
@@ -1240,6 +1313,23 @@ TEST_F(ServedWait, ANewServerGetsTheRequestsTheDeadOneTook) {
     ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
     EXPECT_GE(now.stats.requeued, 1u);
     EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/state"), "live");
+}
+
+TEST_F(ServedWait, TheDescriptionOutlivesItsServerAndANewServerStartsWithout) {
+    Fd ctl = OpenCtl();
+    ASSERT_EQ(SetBackend(server_->chan(), "file:/old.img"), 0);
+    server_->stop();
+    server_->close_channel();
+    std::string text;
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "file:/old.img") << "kept while the device waits for a server";
+    server_ = std::make_unique<RawServer>(info_);
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "") << "a new server starts with none";
+    ASSERT_EQ(SetBackend(server_->chan(), "file:/new.img"), 0);
+    ASSERT_EQ(GetBackend(ctl.get(), name_, &text), 0);
+    EXPECT_EQ(text, "file:/new.img");
+    server_->start_threads();
 }
 
 class ServedWaitWithGrace : public ServedWait {

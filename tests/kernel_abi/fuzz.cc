@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -144,6 +145,9 @@ private:
         dblock_ctl_get_info gi{};
         Target(gi.target);
         counters.add("info", Ioctl(ctl_, DBLOCK_CTL_GET_INFO, &gi));
+        dblock_ctl_get_backend gb{};
+        Target(gb.target);
+        counters.add("get_backend", Ioctl(ctl_, DBLOCK_CTL_GET_BACKEND, &gb));
     }
 
     void List() {
@@ -172,8 +176,9 @@ private:
         Fill(buf, sizeof(buf));
         const unsigned long cmds[] = {DBLOCK_CTL_GET_VERSION, DBLOCK_CTL_CREATE,
                                       DBLOCK_CTL_DESTROY,     DBLOCK_CTL_LIST,
-                                      DBLOCK_CTL_GET_INFO,    DBLOCK_CTL_SET_PARAMS};
-        unsigned long cmd = Pick(3) ? cmds[Pick(6)] : (unsigned long)(uint32_t)Bits();
+                                      DBLOCK_CTL_GET_INFO,    DBLOCK_CTL_SET_PARAMS,
+                                      DBLOCK_CTL_GET_BACKEND};
+        unsigned long cmd = Pick(3) ? cmds[Pick(unsigned(std::size(cmds)))] : (unsigned long)(uint32_t)Bits();
         // Random bytes in a create could ask for a huge buffer: cap the shape.
         if (cmd == DBLOCK_CTL_CREATE) return Create();
         if (cmd == DBLOCK_IOC_START) return;  // would block: only on a channel
@@ -257,6 +262,17 @@ private:
         if (Pick(30) == 0) {
             dblock_dev_info info{};
             counters.add("chan_info", Ioctl(fd, DBLOCK_IOC_GET_INFO, &info));
+        }
+        if (Pick(30) == 0) {
+            // A description, or bytes the kernel must refuse (EINVAL).
+            dblock_backend b{};
+            if (Pick(4) == 0) {
+                Fill(&b, sizeof(b));
+            } else {
+                const std::string text = "file:/fuzz/" + std::to_string(Bits());
+                std::memcpy(b.text, text.data(), text.size());
+            }
+            counters.add("set_backend", Ioctl(fd, DBLOCK_IOC_SET_BACKEND, &b));
         }
         if (Pick(40) == 0) {
             // START blocks until every queue has a server; a watchdog signal

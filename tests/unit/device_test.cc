@@ -174,5 +174,35 @@ TEST(DeviceStateName, KnownAndUnknown) {
   EXPECT_EQ(to_string(static_cast<DeviceState>(9)), "unknown(9)");
 }
 
+TEST(FitBackendDescription, ShortTextsPassAndControlCharactersBecomeQuestionMarks) {
+  EXPECT_EQ(fit_backend_description("file:/srv/vol1.img"), "file:/srv/vol1.img");
+  EXPECT_EQ(fit_backend_description(""), "");
+  EXPECT_EQ(fit_backend_description("a\nb\tc\x7f"), "a?b?c?");
+  EXPECT_EQ(fit_backend_description("rbd:p/\xc3\xa9"), "rbd:p/\xc3\xa9");
+  const std::string exact(kMaxBackendLength, 'x');
+  EXPECT_EQ(fit_backend_description(exact), exact);
+}
+
+TEST(FitBackendDescription, LongTextsKeepTheirEnd) {
+  const std::string path = "file:/" + std::string(200, 'd') + "/vol1.img";
+  const std::string fit = fit_backend_description(path);
+  EXPECT_EQ(fit.size(), kMaxBackendLength);
+  EXPECT_TRUE(fit.starts_with("...ddd"));
+  EXPECT_TRUE(fit.ends_with("/vol1.img"));
+  EXPECT_EQ(fit.substr(3), path.substr(path.size() - (kMaxBackendLength - 3)));
+}
+
+TEST(FitBackendDescription, NeverCutsAUtf8Sequence) {
+  // Two-byte characters: a cut at an odd offset would fall inside one.
+  std::string text = "file:/";
+  while (text.size() < 300) text += "\xc3\xa9";
+  for (std::size_t extra = 0; extra < 2; ++extra) {
+    const std::string fit = fit_backend_description(text + std::string(extra, 'z'));
+    EXPECT_LE(fit.size(), kMaxBackendLength);
+    EXPECT_TRUE(fit.starts_with("..."));
+    EXPECT_NE(static_cast<unsigned char>(fit[3]) & 0xc0, 0x80) << "extra " << extra;
+  }
+}
+
 }  // namespace
 }  // namespace dblock

@@ -46,6 +46,13 @@ static_assert(offsetof(dblock_ctl_set_params, mask) == 56);
 static_assert(offsetof(dblock_ctl_set_params, size_bytes) == 64);
 static_assert(offsetof(dblock_ctl_set_params, grace_ms) == 72);
 static_assert(offsetof(dblock_ctl_set_params, recovery) == 76);
+// DBLOCK_FEAT_BACKEND_DESC: new structs; the ones above keep their sizes.
+static_assert(DBLOCK_BACKEND_MAX == 128);
+static_assert(sizeof(dblock_backend) == 144);
+static_assert(offsetof(dblock_backend, __reserved) == 128);
+static_assert(sizeof(dblock_ctl_get_backend) == 200);
+static_assert(offsetof(dblock_ctl_get_backend, backend) == 56);
+static_assert((DBLOCK_FEAT_SUPPORTED & DBLOCK_FEAT_BACKEND_DESC) == DBLOCK_FEAT_BACKEND_DESC);
 
 // ABI 2: 8 reserved bytes; elements of the array are request_size apart.
 static_assert(sizeof(dblock_request) == 32);
@@ -90,6 +97,12 @@ TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SERVE), unsigned{_IOC_READ | _IOC_WRITE});
   EXPECT_EQ(_IOC_TYPE(DBLOCK_IOC_START), 0xDBu);
   EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_KICK), 0u);  // its argument is the queue's index
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_BACKEND), 200u);
+  EXPECT_EQ(_IOC_DIR(DBLOCK_CTL_GET_BACKEND), unsigned{_IOC_READ | _IOC_WRITE});
+  EXPECT_EQ(_IOC_NR(DBLOCK_CTL_GET_BACKEND), 0x06u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_SET_BACKEND), 144u);
+  EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SET_BACKEND), unsigned{_IOC_WRITE});
+  EXPECT_EQ(_IOC_NR(DBLOCK_IOC_SET_BACKEND), 0x44u);
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_KICK), unsigned{_IOC_NONE});
 }
 

@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
   options.lock_memory = plan.lock_memory;
   options.workers = plan.workers;
   options.backend_description = backend.description;
+  options.backend_details = backend.details;
   if (!backend.note.empty()) complain(backend.note);
   if (backend.async) return dblock::serve(plan.device, *backend.async, options);
   return dblock::serve(plan.device, *backend.sync, options);

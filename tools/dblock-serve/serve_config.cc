@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -344,9 +345,11 @@ OpenedBackend open_backend(Plan& plan) {
   switch (plan.backend) {
     case BackendKind::kRam:
       opened.sync = std::make_unique<dblock::RamBackend>(plan.device.size_bytes);
+      opened.description = "ram";
       return opened;
     case BackendKind::kNull:
       opened.sync = std::make_unique<dblock::NullBackend>(plan.device.size_bytes);
+      opened.description = "null";
       return opened;
     case BackendKind::kFile: {
       dblock::FileBackend::Options options;
@@ -386,9 +389,12 @@ OpenedBackend open_backend(Plan& plan) {
               plan.device.size_bytes, plan.device.block_size));
         }
       }
-      opened.description = fmt::format(
-          "file:{}{}{}, {}", plan.file, plan.offset ? fmt::format(" from byte {}", plan.offset) : "",
-          plan.direct_io ? ", O_DIRECT" : "",
+      // Absolute, so that it names the file wherever it is read.
+      opened.description =
+          "file:" + std::filesystem::absolute(plan.file).lexically_normal().string();
+      opened.details = fmt::format(
+          "{}{}{}", plan.offset ? fmt::format("from byte {}, ", plan.offset) : "",
+          plan.direct_io ? "O_DIRECT, " : "",
           opened.async                                  ? "io_uring"
           : plan.workers == 0 || (plan.workers < 0 && !file->may_block()) ? "on the queue threads"
           : plan.workers > 0 ? fmt::format("{} worker threads", plan.workers)

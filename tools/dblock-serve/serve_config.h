@@ -95,8 +95,11 @@ struct OpenedBackend {
   std::unique_ptr<dblock::Backend> sync;        // ram, null, file
   std::unique_ptr<dblock::AsyncBackend> async;  // rbd, file with io_uring
   std::string note;  // aio auto fell back to threads: why
-  // For the serving line: "file:PATH, O_DIRECT, io_uring" and the like.
+  // What serves the device, for the kernel (dblockctl list, sysfs):
+  // "file:/ABSOLUTE/PATH", "rbd:POOL/IMAGE", "ram", "null".
   std::string description;
+  // More for the serving line only: "from byte N, O_DIRECT, io_uring".
+  std::string details;
 };
 
 // Opens the backend.  For a file or an rbd image, fills in the size when it

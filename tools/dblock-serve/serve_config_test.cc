@@ -377,6 +377,31 @@ TEST_F(OpenFile, SizeIsTheServedPart) {
   EXPECT_THROW(open_backend(beyond), dblock::Error);
 }
 
+// What the kernel is told (dblockctl list's BACKEND), and the serving line's rest.
+TEST_F(OpenFile, DescriptionIsTheAbsolutePathAndTheDetailsTheRest) {
+  std::filesystem::resize_file(path_, 4 << 20);
+  Plan p = plan({{"offset", "1M"}});
+  OpenedBackend b = open_backend(p);
+  EXPECT_EQ(b.description, "file:" + path_);
+  EXPECT_NE(b.details.find("from byte 1048576, "), std::string::npos) << b.details;
+
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(std::filesystem::path(path_).parent_path());
+  Settings relative{{"name", "d"},
+                    {"backend", "file:./" + std::filesystem::path(path_).filename().string()}};
+  Plan r = make_plan(relative);
+  b = open_backend(r);
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(b.description, "file:" + path_) << "relative paths are made absolute";
+}
+
+TEST(OpenBackend, RamAndNullDescribeThemselves) {
+  Plan ram = make_plan({{"name", "d"}, {"backend", "ram"}, {"size", "1M"}});
+  EXPECT_EQ(open_backend(ram).description, "ram");
+  Plan null = make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1M"}});
+  EXPECT_EQ(open_backend(null).description, "null");
+}
+
 TEST_F(OpenFile, DirectIoNeedsABlockSizeOfItsAlignment) {
   std::filesystem::resize_file(path_, 1 << 20);
   if (const int fd = ::open(path_.c_str(), O_RDWR | O_DIRECT); fd < 0) {

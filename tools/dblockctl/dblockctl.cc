@@ -15,6 +15,7 @@
 #include "dblock/control_device.h"
 #include "dblock/serve.h"
 #include "dblock/size.h"
+#include "list_table.h"
 #include "tool_cli.h"
 
 namespace {
@@ -37,15 +38,6 @@ Target parse_target(const std::string& text) {
     throw std::invalid_argument(fmt::format("device id {} is out of range", text));
   }
   return t;
-}
-
-std::string flags_text(const dblock::DeviceConfig& c) {
-  std::vector<std::string> flags;
-  if (c.flush) flags.emplace_back("flush");
-  if (c.read_only) flags.emplace_back("read-only");
-  if (c.discard) flags.emplace_back("discard");
-  if (c.write_zeroes) flags.emplace_back("write-zeroes");
-  return flags.empty() ? "-" : fmt::format("{}", fmt::join(flags, ","));
 }
 
 json to_json(const dblock::DeviceInfo& d) {
@@ -87,6 +79,7 @@ json to_json(const dblock::DeviceInfo& d) {
       {"buffer_bytes", d.buffer_bytes},
       {"disk_major", d.disk_major},
       {"disk_minor", d.disk_minor},
+      {"backend", d.backend},
   };
 }
 
@@ -126,13 +119,14 @@ void print_info(const dblock::DeviceInfo& d) {
       {"write zeroes:",
        c.write_zeroes ? fmt::format("up to {}", dblock::format_size(c.max_write_zeroes_bytes))
                       : "no"},
-      {"flags:", flags_text(c)},
+      {"flags:", dblockctl::flags_text(c)},
       {"timeout:", dblock::format_duration_ms(c.timeout_ms)},
       {"recovery:", c.recovery == dblock::Recovery::kWait
                         ? fmt::format("wait ({})", c.grace_ms ? fmt::format("grace {} ms", c.grace_ms)
                                                               : std::string("forever"))
                         : std::string("fail")},
       {"server pid:", d.server_pid ? std::to_string(d.server_pid) : "- (none)"},
+      {"backend:", d.backend.empty() ? "- (not described)" : d.backend},
       {"buffer:", fmt::format("{} per queue", dblock::format_size(d.buffer_bytes))},
       {"requests:", fmt::format("{} reads, {} writes, {} flushes, {} discards, {} write-zeroes",
                                 d.stats.reads, d.stats.writes, d.stats.flushes, d.stats.discards,
@@ -141,22 +135,6 @@ void print_info(const dblock::DeviceInfo& d) {
                                 d.stats.errors, d.stats.timeouts, d.stats.requeued,
                                 d.stats.rejected)},
   });
-}
-
-void print_list(const std::vector<dblock::DeviceInfo>& devices) {
-  std::vector<std::vector<std::string>> rows = {
-      {"ID", "NAME", "SIZE", "BLOCK", "QUEUES", "DEPTH", "MAX-IO", "FLAGS", "STATE", "SERVER",
-       "DISK"}};
-  for (const auto& d : devices) {
-    const auto& c = d.config;
-    rows.push_back({std::to_string(d.id), c.name, dblock::format_size(c.size_bytes),
-                    std::to_string(c.block_size), std::to_string(c.queues),
-                    std::to_string(c.queue_depth), dblock::format_size(c.max_io_bytes),
-                    flags_text(c), dblock::to_string(d.state),
-                    d.server_pid ? std::to_string(d.server_pid) : "-",
-                    fmt::format("{}:{}", d.disk_major, d.disk_minor)});
-  }
-  print_table(rows);
 }
 
 void print_json(const json& j) { fmt::print("{}\n", j.dump(2)); }
@@ -197,6 +175,21 @@ int main(int argc, char** argv) {
                       "When the server goes away: fail (its I/O) or wait (for a new server)");
   set_cmd->add_option("--grace", set_grace_text,
                       "With --recovery wait: how long to wait, e.g. 60s; never = forever");
+
+  std::string columns_text;
+  bool no_headings = false, raw = false;
+  list_cmd
+      ->add_option("-o,--output", columns_text,
+                   fmt::format("Columns to print, comma-separated, any case; +COLS adds to the "
+                               "default ones. Columns: {}",
+                               dblockctl::column_names()))
+      ->type_name("COLS");
+  list_cmd->add_flag("-n,--noheadings", no_headings, "Do not print the headings");
+  list_cmd->add_flag("-r,--raw", raw,
+                     "One space between values, no alignment; spaces and other unsafe bytes "
+                     "in a value as \\xHH");
+  list_cmd->footer(
+      "--json prints every field of every device, whatever -o, -n and -r say.");
 
   info_cmd->add_option("device", target_text, "Device name, or id if all digits")->required();
   destroy_cmd->add_option("device", target_text, "Device name, or id if all digits")->required();
@@ -255,8 +248,11 @@ int main(int argc, char** argv) {
   // is reported as such, with or without the module.
   Target target;
   dblock::ControlDevice::Changes changes;
+  std::vector<const dblockctl::Column*> columns = dblockctl::default_columns();
   try {
-    if (*create_cmd) {
+    if (*list_cmd && !columns_text.empty()) {
+      columns = dblockctl::parse_columns(columns_text);
+    } else if (*create_cmd) {
       config.size_bytes = dblock::parse_size(size_text);
       config.block_size = dblock::tool::parse_size32("--block-size", block_size_text);
       config.max_io_bytes = dblock::tool::parse_size32("--max-io", max_io_text);
@@ -292,6 +288,7 @@ int main(int argc, char** argv) {
       if (v.has(DBLOCK_FEAT_DISCARD)) features.emplace_back("discard");
       if (v.has(DBLOCK_FEAT_RECOVERY)) features.emplace_back("recovery");
       if (v.has(DBLOCK_FEAT_SET_PARAMS)) features.emplace_back("set-params");
+      if (v.has(DBLOCK_FEAT_BACKEND_DESC)) features.emplace_back("backend-description");
       if (as_json) {
         print_json({{"abi_version", v.abi_version},
                     {"features", v.features},
@@ -308,7 +305,7 @@ int main(int argc, char** argv) {
         for (const auto& d : devices) array.push_back(to_json(d));
         print_json(array);
       } else {
-        print_list(devices);
+        fmt::print("{}", dblockctl::render_table(columns, devices, {!no_headings, raw}));
       }
     } else if (*info_cmd) {
       const auto d = target.is_id ? ctl.info(target.id) : ctl.info(target.text);

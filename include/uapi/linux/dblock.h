@@ -65,12 +65,16 @@
 #define DBLOCK_FEAT_SET_PARAMS		(1ULL << 4)	/* incl. online resize */
 #define DBLOCK_FEAT_USER_BUFFERS	(1ULL << 5)	/* dblock_serve.buffer_ptr */
 #define DBLOCK_FEAT_KICK		(1ULL << 6)	/* DBLOCK_IOC_KICK */
+/* DBLOCK_IOC_SET_BACKEND, DBLOCK_CTL_GET_BACKEND */
+#define DBLOCK_FEAT_BACKEND_DESC	(1ULL << 7)
 #define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY | \
 					 DBLOCK_FEAT_DISCARD | DBLOCK_FEAT_RECOVERY | \
 					 DBLOCK_FEAT_SET_PARAMS | \
-					 DBLOCK_FEAT_USER_BUFFERS | DBLOCK_FEAT_KICK)
+					 DBLOCK_FEAT_USER_BUFFERS | DBLOCK_FEAT_KICK | \
+					 DBLOCK_FEAT_BACKEND_DESC)
 
 #define DBLOCK_NAME_MAX			32	/* including the NUL */
+#define DBLOCK_BACKEND_MAX		128	/* including the NUL */
 #define DBLOCK_MAX_QUEUES		64
 #define DBLOCK_MAX_QUEUE_DEPTH		1024
 #define DBLOCK_MIN_IO_BYTES		4096
@@ -300,6 +304,42 @@ struct dblock_ctl_list {
 	__u64	__reserved[2];
 };
 
+/*
+ * A short description of what serves a device, for people and tools
+ * ("file:/srv/vol1.img", "rbd:pool/image", "ram"); the kernel keeps and
+ * shows it (DBLOCK_CTL_GET_BACKEND, /sys/block/<name>/dblock/backend) but
+ * gives it no meaning.  With DBLOCK_FEAT_BACKEND_DESC.
+ * @text: NUL-terminated within the array and NUL-padded after it; no
+ *	control characters (bytes below 0x20, 0x7f), so one line of text.
+ *	Other bytes (UTF-8) pass as they are.  Empty: none.  A longer
+ *	description must be shortened by the server (libdblock keeps the end
+ *	of it, after "...").
+ * @__reserved: zero.
+ * Anything else is refused with EINVAL.
+ *
+ * Its life: a server sets it with DBLOCK_IOC_SET_BACKEND on the channel it
+ * holds, normally before DBLOCK_IOC_START, so that it is there when udev
+ * sees the disk, and may set it again at any time.  When a server opens the
+ * channel the description is cleared, so a new server taking over shows
+ * its own or none, never its predecessor's.  When the server closes the
+ * channel (exits or dies) the description stays: a device waiting for a
+ * new server (DBLOCK_RECOVERY_WAIT) still says what served it.
+ */
+struct dblock_backend {
+	char	text[DBLOCK_BACKEND_MAX];
+	__u64	__reserved[2];
+};
+
+/*
+ * DBLOCK_CTL_GET_BACKEND: @target in (@target.flags 0), @backend out: the
+ * device's description, all zeroes if none was set.  It is a command of its
+ * own because struct dblock_dev_info has no room for it.
+ */
+struct dblock_ctl_get_backend {
+	struct dblock_ctl_target target;
+	struct dblock_backend backend;
+};
+
 /* Operations, dblock_request.op */
 enum {
 	DBLOCK_OP_READ		= 0,
@@ -431,6 +471,7 @@ struct dblock_serve {
 #define DBLOCK_CTL_LIST		_IOWR(DBLOCK_IOCTL_TYPE, 0x03, struct dblock_ctl_list)
 #define DBLOCK_CTL_GET_INFO	_IOWR(DBLOCK_IOCTL_TYPE, 0x04, struct dblock_ctl_get_info)
 #define DBLOCK_CTL_SET_PARAMS	_IOW(DBLOCK_IOCTL_TYPE, 0x05, struct dblock_ctl_set_params)
+#define DBLOCK_CTL_GET_BACKEND	_IOWR(DBLOCK_IOCTL_TYPE, 0x06, struct dblock_ctl_get_backend)
 
 /* On a device's channel /dev/dblock/<id> */
 #define DBLOCK_IOC_GET_INFO	_IOR(DBLOCK_IOCTL_TYPE, 0x40, struct dblock_dev_info)
@@ -449,5 +490,7 @@ struct dblock_serve {
  * a signal.  Any thread may call it; EINVAL for a queue that does not exist.
  */
 #define DBLOCK_IOC_KICK		_IO(DBLOCK_IOCTL_TYPE, 0x43)
+/* DBLOCK_IOC_SET_BACKEND: the server sets its device's description. */
+#define DBLOCK_IOC_SET_BACKEND	_IOW(DBLOCK_IOCTL_TYPE, 0x44, struct dblock_backend)
 
 #endif /* _UAPI_LINUX_DBLOCK_H */

@@ -11,6 +11,8 @@
 namespace dblock {
 
 inline constexpr std::size_t kMaxNameLength = DBLOCK_NAME_MAX - 1;
+// Longest backend description the kernel keeps (DBLOCK_FEAT_BACKEND_DESC).
+inline constexpr std::size_t kMaxBackendLength = DBLOCK_BACKEND_MAX - 1;
 inline constexpr std::string_view kChannelDir = "/dev/dblock";
 inline constexpr std::uint32_t kTimeoutNever = DBLOCK_TIMEOUT_NEVER;
 
@@ -72,6 +74,11 @@ struct DeviceInfo {
   std::uint32_t disk_minor = 0;
   DeviceStats stats;
   std::uint64_t features = 0;  // the module's DBLOCK_FEAT_* bits
+  // What its server said serves it ("file:/srv/vol1.img", "rbd:pool/image",
+  // "ram"); empty if it said nothing or the module cannot keep it (no
+  // DBLOCK_FEAT_BACKEND_DESC).  Kept after the server went away; a new
+  // server's replaces it.  Filled in by ControlDevice::info() and list().
+  std::string backend;
 
   std::string disk_path() const;     // /dev/<name>
   std::string channel_path() const;  // /dev/dblock/<id>
@@ -100,12 +107,18 @@ Recovery parse_recovery(std::string_view text);
 void validate_name(std::string_view name);
 void validate(const DeviceConfig& config);
 
+// `text` made fit for the kernel's backend description: control characters
+// (newlines, tabs, ...) become '?', and a text longer than kMaxBackendLength
+// bytes keeps its end, after "...", since the end of a path tells files
+// apart ("...vols/vol1.img"); a UTF-8 sequence is never cut in the middle.
+std::string fit_backend_description(std::string_view text);
+
 // Conversions to and from the UAPI structs.  to_uapi() throws
 // std::invalid_argument if the name does not fit; from_uapi() copes with a
 // name lacking its NUL.
 dblock_dev_config to_uapi(const DeviceConfig& config);
 DeviceConfig from_uapi(const dblock_dev_config& config);
-DeviceInfo from_uapi(const dblock_dev_info& info);
+DeviceInfo from_uapi(const dblock_dev_info& info);  // without the backend
 
 }  // namespace dblock
 

@@ -43,9 +43,16 @@ struct ServeOptions {
   // backend that never blocks, else queues x depth, at most 32); 0: run each
   // request on its queue's thread.  Ignored for an AsyncBackend.
   int workers = -1;
-  // What serves the disk, in a few words ("file:/srv/vol.img, O_DIRECT,
-  // io_uring"): appended to the line printed once the disk exists.
+  // What serves the disk, in a few words ("file:/srv/vol1.img",
+  // "rbd:pool/image", "ram"): given to the kernel, which shows it in
+  // `dblockctl list`, `dblockctl info` and /sys/block/NAME/dblock/backend
+  // (ServerOptions::backend_description: shortened to kMaxBackendLength
+  // bytes, keeping the end; skipped by a module without
+  // DBLOCK_FEAT_BACKEND_DESC), and appended to the line printed once the
+  // disk exists.
   std::string backend_description;
+  // More about the backend for that line only ("O_DIRECT, io_uring").
+  std::string backend_details;
   // Runs once the disk exists.  Default: print "serving /dev/NAME (...)" to
   // stdout.
   std::function<void(const DeviceInfo&)> on_started;

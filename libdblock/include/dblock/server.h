@@ -30,6 +30,11 @@ struct ServerOptions {
   // backend refused (the device is then served at its old size).  Default:
   // nothing.  Called from a queue thread.
   std::function<void(const std::string&)> on_warning;
+  // What serves the device, for `dblockctl list` and sysfs ("file:PATH",
+  // "rbd:POOL/IMAGE", "ram"): given to the kernel when the channel is
+  // opened, shortened by fit_backend_description().  Skipped when empty or
+  // when the module cannot keep it (no DBLOCK_FEAT_BACKEND_DESC).
+  std::string backend_description;
 };
 
 // Serves one device, whatever its backend: one thread per hardware queue

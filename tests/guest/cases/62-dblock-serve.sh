@@ -24,6 +24,21 @@ expect_exit() {
 expect_error() { expect_exit 1 "$@"; }
 expect_usage_error() { expect_exit 2 "$@"; }
 
+# backend_is NAME TEXT: the kernel has TEXT as NAME's backend description,
+# and dblockctl list (-o, -n, -r), info (text and JSON) and sysfs say so.
+backend_is() {
+  local name=$1 text=$2 raw=${2// /\\x20}
+  assert_eq "$text" "$(cat "/sys/block/$1/dblock/backend")" "sysfs backend of $name"
+  assert_eq "$name $raw" "$("$DBLOCKCTL" list -o NAME,BACKEND -n -r | grep "^$name ")" "list -o NAME,BACKEND -n -r"
+  "$DBLOCKCTL" list -o name,Backend -n | grep -qE "^$name +${text//./\\.}\$" ||
+    die "dblockctl list -o name,Backend -n: no '$name $text' in: $("$DBLOCKCTL" list -o name,backend -n)"
+  "$DBLOCKCTL" list | head -n 1 | grep -q ' BACKEND$' || die "dblockctl list has no BACKEND heading"
+  "$DBLOCKCTL" info --json "$name" | grep -qF "\"backend\": \"$text\"" ||
+    die "dblockctl info --json $name: no \"backend\": \"$text\""
+  "$DBLOCKCTL" info "$name" | grep -qE "^backend: +${text//./\\.}\$" ||
+    die "dblockctl info $name: no 'backend: $text'"
+}
+
 # log_has FILE PATTERN
 log_has() { grep -q -- "$2" "$1" || { cat "$1" >&2; die "no '$2' in $1"; }; }
 
@@ -101,6 +116,7 @@ printf '# dblock@srvfile\nname = srvfile\nbackend = "file:/tmp/backing.img"\nque
 SERVE_PID=$!
 wait_for_path /dev/srvfile 30
 assert_eq $((64 << 20)) "$(blockdev --getsize64 /dev/srvfile)" "size of /dev/srvfile (the file's)"
+backend_is srvfile file:/tmp/backing.img
 head -c 1M /dev/urandom >/tmp/pattern
 dd if=/tmp/pattern of=/dev/srvfile bs=64K seek=16 oflag=direct,sync status=none
 cmp -n $((1 << 20)) /tmp/pattern <(dd if=/tmp/backing.img bs=64K skip=16 status=none) ||
@@ -121,8 +137,34 @@ fi
 kill -INT "$SERVE_PID"
 wait_exit "$SERVE_PID" 30
 
+# Takeover: the new server's description replaces the old one, which stays
+# while no server is attached; a relative path is described absolute.
+ln -f /tmp/backing.img "/tmp/backing 2.img"
+serve_bg srvtake --backend file:/tmp/backing.img --recovery wait --grace never
+backend_is srvtake file:/tmp/backing.img
+first=$SERVE_PID
+kill -USR1 "$first"
+wait_exit "$first" 30
+assert_eq 0 "$(cat /sys/block/srvtake/dblock/server_pid)" "server pid after the handover"
+backend_is srvtake file:/tmp/backing.img
+cd /tmp || die "cd /tmp"
+"$SERVE" srvtake --backend "file:backing 2.img" --attach >/tmp/serve-srvtake2.log 2>&1 &
+SERVE_PID=$!
+cd / || die "cd /"
+deadline=$((SECONDS + 30))
+until [[ $(cat /sys/block/srvtake/dblock/server_pid) == "$SERVE_PID" ]]; do
+  kill -0 "$SERVE_PID" 2>/dev/null || { cat /tmp/serve-srvtake2.log >&2; die "the second server exited early"; }
+  ((SECONDS < deadline)) || die "timed out waiting for the second server"
+  sleep 0.1
+done
+backend_is srvtake "file:/tmp/backing 2.img"
+log_has /tmp/serve-srvtake2.log "took over /dev/srvtake (.*; file:/tmp/backing 2.img, "
+"$DBLOCKCTL" destroy srvtake
+wait_exit "$SERVE_PID" 30
+
 # ram: a file system.
 serve_bg srvram --backend ram --size 128M --block-size 4096 --max-io 512K
+backend_is srvram ram
 mkfs.ext4 -q /dev/srvram
 mkdir -p /tmp/mnt
 mount /dev/srvram /tmp/mnt
