@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--destroy", destroy, "Destroy the device and exit");
   // NAME as the other tools take it, or --name as the seed's sample did.
   auto* name_option =
-      app.add_option("name", config.name, "Disk name: /dev/NAME")->capture_default_str();
+      app.add_option("NAME", config.name, "Disk name: /dev/NAME")->capture_default_str();
   app.add_option("--name", config.name, "The same as NAME")->excludes(name_option);
   app.add_option("--size", size_text, "Disk size (binary units: 64M, 1G)")->capture_default_str();
   app.add_option("--block-size", block_size_text, "Logical block size")->capture_default_str();

@@ -54,7 +54,7 @@ expect 2 "--create-or-attach with the ram backend would serve zeros" \
 expect 2 "--attach excludes --create-or-attach" \
   "$bin/dblock-serve" vol1 --backend file:/nonexistent --attach --create-or-attach
 expect 2 "invalid size '3X'" "$bin/dblock_sample_ramdisk" --size 3X
-expect 2 "name excludes --name" "$bin/dblock_sample_ramdisk" vol1 --name vol2
+expect 2 "NAME excludes --name" "$bin/dblock_sample_ramdisk" vol1 --name vol2
 expect 2 "invalid size '3X'" "$bin/dblock_sample_ramdisk" -d --size 3X
 expect 2 "--max-io 8G is too large" "$bin/dblock_sample_ramdisk" --max-io 8G
 expect 2 "--block-size 5G is too large" "$bin/dblockctl" create vol1 --size 1G --block-size 5G
