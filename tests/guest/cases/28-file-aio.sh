@@ -23,7 +23,7 @@ for aio in io_uring threads; do
   common=(--backend file:/dev/ram0 --direct-io --aio "$aio" --offset 32M --size-limit 256M)
   start_serve "$name" "${common[@]}" --recovery wait --queues 2 --depth 32 --max-io 512K
   assert_disk_size "$name" 256
-  want="file:/dev/ram0 from byte $offset, O_DIRECT, $([[ $aio == io_uring ]] && echo io_uring || echo worker threads)"
+  want="file:/dev/ram0, from byte $offset, O_DIRECT, $([[ $aio == io_uring ]] && echo io_uring || echo worker threads)"
   grep -qF "$want" "/tmp/serve-$name.log" || { cat "/tmp/serve-$name.log"; die "no '$want' in the serving line"; }
 
   fio --name=verify --filename="/dev/$name" --ioengine=libaio --direct=1 --rw=randwrite \
