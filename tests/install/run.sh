@@ -70,7 +70,7 @@ for h in "$root$prefix"/include/dblock/*.h; do
     g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I"$root$prefix/include" -x c++ - ||
     die "installed header dblock/$(basename "$h") does not compile on its own"
 done
-grep -q "^ExecStart=$prefix/bin/dblock-serve --config /etc/dblock/%i.conf$" \
+grep -q "^ExecStart=$prefix/bin/dblock-serve --config /etc/dblock/%i.conf --create-or-attach$" \
   "$root$prefix/lib/systemd/system/dblock@.service" || die "unit's ExecStart is wrong"
 for page in dblockctl dblock-serve dblock_sample_ramdisk; do
   warnings=$(MANWIDTH=80 man --warnings -l "$root$prefix/share/man/man8/$page.8" 2>&1 >/dev/null)

@@ -21,9 +21,14 @@ top=$(cd "$(dirname "$0")/../../.." && pwd)
 name=dbsd unit=dblock@dbsd.service mnt=/srv/dbsd mount_unit=srv-dbsd.mount
 img=/var/lib/dblock/dbsd.img
 
-# The tools as installed (static ones, as scripts/test-all.sh builds them):
+# The tools as installed, with libdblock.so if they link it ($ORIGIN/../lib):
 # the unit's sandbox has a private /tmp, where a checkout may live.
 install -m 755 "$DBLOCK_BIN/dblock-serve" "$DBLOCK_BIN/dblockctl" /usr/local/bin/
+for lib in "$DBLOCK_BIN"/../lib/libdblock.so*; do
+  if [[ -e $lib ]]; then cp -a "$lib" /usr/local/lib/; fi
+done
+ldconfig
+/usr/local/bin/dblock-serve --version >/dev/null || die "the installed dblock-serve does not run"
 sed 's|@CMAKE_INSTALL_FULL_BINDIR@|/usr/local/bin|' "$top/packaging/systemd/dblock@.service.in" \
   >/etc/systemd/system/dblock@.service
 install -m 644 "$top/packaging/udev/60-dblock.rules" /etc/udev/rules.d/
