@@ -129,6 +129,18 @@ struct FakeKernel {
   std::byte* buffer(int q, int tag) {
     return static_cast<std::byte*>(mapping) + q * kBufferBytes + tag * kMaxIo;
   }
+  // Until DBLOCK_IOC_START returned: the thread that calls it may run after
+  // the queue threads have answered everything (SCHED_IDLE, a loaded host).
+  bool wait_started() {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (started) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
   bool wait_done(std::size_t n) {
     for (int i = 0; i < 500; ++i) {
       {
@@ -324,6 +336,7 @@ void ServerTest::serve_until_gone() {
   kernel_.submit(0, {1, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 79, 0});
   kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 1 << 20, 512, 80, 0});  // past the end
   ASSERT_TRUE(kernel_.wait_done(4));
+  ASSERT_TRUE(kernel_.wait_started());
   kernel_.destroy();
   runner.join();
 
