@@ -29,17 +29,19 @@ for arg in $(cat /proc/cmdline); do
 done
 if [ -z "$OUT" ] || [ -z "$MODDIR" ]; then fail "dblockvm_out/dblockvm_moddir missing on cmdline"; fi
 
-while read -r ko; do
-  insmod "/modules/$ko" || fail "insmod $ko failed"
-done < /modules/order
+# load_modules LIST: insmod the modules /modules/LIST names, in its order.
+load_modules() {
+  while read -r ko; do
+    insmod "/modules/$ko" || fail "insmod $ko failed"
+  done < "/modules/$1"
+}
+load_modules order
 
 mkdir -p $R
 # msize: 9p's default of 8 KiB makes every read a round trip through TCG.
 HOST_OPTS=trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose
 if [ "$ROOT" = overlay ]; then
-  while read -r ko; do
-    insmod "/modules/$ko" || fail "insmod $ko failed"
-  done < /modules/order.overlay
+  load_modules order.overlay
   mkdir -p /lower /upper
   mount -t 9p -o $HOST_OPTS host /lower || fail "mount host root"
   mount -t tmpfs -o mode=755 tmpfs /upper || fail "mount overlay tmpfs"
