@@ -87,6 +87,7 @@ run_fio() {
       [[ -n $spid ]] && taskset -a -p -c "${SERVER_PIN:-$SERVER_CPU}" "$spid" >/dev/null
     fi
     [[ -n $spid ]] && thread_snapshot "$spid" >"$out.threads-before"
+    [[ -n ${PEER_PID:-} ]] && thread_snapshot "$PEER_PID" >"$out.peer-before"
     cpu_snapshot >"$out.cpu-before"
     # shellcheck disable=SC2086
     "${pin[@]}" fio --name="$name" --filename="$dev" --ioengine=libaio --direct=1 \
@@ -96,6 +97,7 @@ run_fio() {
     local rc=$?
     cpu_snapshot >"$out.cpu-after"
     [[ -n $spid ]] && thread_snapshot "$spid" >"$out.threads-after"
+    [[ -n ${PEER_PID:-} ]] && thread_snapshot "$PEER_PID" >"$out.peer-after"
     if ((rc)); then
       log "$target $name: fio failed ($rc): $(head -c 300 "$out.err")"
     else
@@ -125,6 +127,9 @@ start_dblock() {
            >"$RAW/$name.server.log" 2>&1 & ;;
     file) truncate -s ${SIZE_MB}M /tmp/dblock-file.img
           "$SERVE" "$name" --backend file:/tmp/dblock-file.img --size ${SIZE_MB}M --queues "$queues" \
+           --depth 64 --max-io 1M >"$RAW/$name.server.log" 2>&1 & ;;
+    # An NBD URI: as many connections as queues.
+    nbd*://*) "$SERVE" "$name" --backend "$backend" --queues "$queues" --connections "$queues" \
            --depth 64 --max-io 1M >"$RAW/$name.server.log" 2>&1 & ;;
     # file:PATH: an existing file or block device, with extra dblock-serve options in SERVE_EXTRA.
     file:*) "$SERVE" "$name" --backend "$backend" --size ${SIZE_MB}M --queues "$queues" \
@@ -185,7 +190,7 @@ if ((!DBLOCK_OK)); then
 fi
 want() {
   [[ -z $ONLY || ",$ONLY," == *",$1,"* ]] &&
-    { ((DBLOCK_OK)) || [[ $1 == brd || $1 == null_blk || $1 == loop || $1 == nbd || $1 == null_blk-lat || $1 == loop-dio-lat ]]; }
+    { ((DBLOCK_OK)) || [[ $1 == brd || $1 == null_blk || $1 == loop || $1 == nbd || $1 == nbd-k* || $1 == null_blk-lat || $1 == loop-dio-lat ]]; }
 }
 
 # ---------------------------------------------------------------- references
@@ -402,6 +407,68 @@ if ((${#lat_targets[@]})); then
     rmdir "$NBCFG" || log "null_blk-lat: rmdir $NBCFG failed"
   fi
   ((lat_mod)) && { rmmod null_blk || log "rmmod null_blk failed"; }
+fi
+
+# ---------------------------------------------------------------- NBD clients
+# One nbdkit memory server (unix socket, pinned to CPU 0), four clients of it
+# side by side: the kernel's nbd client with 1 and 2 connections (nbd-k1,
+# nbd-k2) and dblock-serve's NBD backend with 1 queue/1 connection and 2
+# queues/2 connections (dblock-nbd-1q, -2q). They take turns job by job for
+# several rounds; nbdkit's CPU time is sampled around every job (PEER_PID),
+# to show when the server itself is the limit.
+nbd_targets=()
+for t in nbd-k1 nbd-k2 dblock-nbd-1q dblock-nbd-2q; do
+  want "$t" && nbd_targets+=("$t")
+done
+if ((${#nbd_targets[@]})); then
+  modprobe nbd nbds_max=2
+  rm -f /tmp/nbdb.sock /tmp/nbdb.pid
+  taskset -c $SERVER_CPU nbdkit -U /tmp/nbdb.sock -P /tmp/nbdb.pid memory ${SIZE_MB}M
+  for _ in $(seq 50); do [[ -S /tmp/nbdb.sock && -s /tmp/nbdb.pid ]] && break; sleep 0.1; done
+  PEER_PID=$(cat /tmp/nbdb.pid)
+  uri="nbd+unix:///?socket=/tmp/nbdb.sock"
+  declare -A ndev=() npid=()
+  for t in "${nbd_targets[@]}"; do
+    case $t in
+      nbd-k1 | nbd-k2)
+        d=/dev/nbd$((${t#nbd-k} - 1))
+        if nbd-client -unix /tmp/nbdb.sock "$d" -b 4096 -C "${t#nbd-k}" >>"$RAW/nbd-client.log" 2>&1 &&
+           wait_blk "$d"; then
+          ndev[$t]=$d npid[$t]=""
+        else
+          note "$t: nbd-client failed: $(tail -2 "$RAW/nbd-client.log")"
+        fi ;;
+      dblock-nbd-*)
+        q=${t#dblock-nbd-}; q=${q%q}
+        if start_dblock "dbnbd$q" "$uri" "$q"; then
+          ndev[$t]=/dev/dbnbd$q npid[$t]=$DPID
+          grep -o "serving.*" "$RAW/dbnbd$q.server.log" | head -1 >>"$RAW/notes.txt"
+        else
+          note "$t: server failed to start"
+        fi ;;
+    esac
+  done
+  prefill "$(for t in "${nbd_targets[@]}"; do [[ -n ${ndev[$t]:-} ]] && echo "${ndev[$t]}" && break; done)"
+  saved=("${JOBS[@]}") nbd_rounds=3
+  ((QUICK)) && nbd_rounds=1
+  for ((FIO_ROUND = 1; FIO_ROUND <= nbd_rounds; FIO_ROUND++)); do
+    for job in "${saved[@]}"; do
+      JOBS=("$job")
+      for t in "${nbd_targets[@]}"; do
+        [[ -n ${ndev[$t]:-} ]] && run_fio "$t" "${ndev[$t]}" "${npid[$t]}"
+      done
+    done
+  done
+  FIO_ROUND="" PEER_PID=""
+  JOBS=("${saved[@]}")
+  for t in "${nbd_targets[@]}"; do
+    [[ -n ${ndev[$t]:-} ]] || continue
+    case $t in
+      nbd-k*) nbd-client -d "${ndev[$t]}" >/dev/null 2>&1 ;;
+      *) stop_dblock "${ndev[$t]#/dev/}" "${npid[$t]}" ;;
+    esac
+  done
+  kill "$(cat /tmp/nbdb.pid)"; sleep 0.5; rmmod nbd
 fi
 
 # ---------------------------------------------------------------- interleaved

@@ -29,7 +29,12 @@ EXTRA = ["dblock-ram-1q-coloc"]
 LAT = ["null_blk-lat", "loop-dio-lat", "dblock-file-dio-lat", "dblock-file-thr-lat", "dblock-null-ceil"]
 LAT_JOBS = ["rr4k_qd32", "rw4k_qd32", "sr1m_qd8", "sw1m_qd8"]
 LAT_NEED = 0.9  # dblock-file-dio-lat / loop-dio-lat
-TARGETS = REFS + DBLOCK + EXTRA + LAT
+# One nbdkit memory server: the kernel's nbd client (1 and 2 connections) and
+# dblock's NBD backend (1 queue/1 connection, 2 queues/2 connections).
+NBD = ["nbd-k1", "nbd-k2", "dblock-nbd-1q", "dblock-nbd-2q"]
+NBD_PAIRS = [("dblock-nbd-1q", "nbd-k1"), ("dblock-nbd-2q", "nbd-k2")]
+NBD_NEED, NBD_BEST_NEED, NBD_BEST_JOB = 1.0, 1.2, "rr4k_qd32"
+TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD
 RATIO_REFS = ["brd", "null_blk", "nbd"]
 
 
@@ -156,6 +161,12 @@ def main():
             if not r:
                 continue
             r["cpu"] = cpu_util(base + ".cpu-before", base + ".cpu-after")
+            if os.path.exists(base + ".peer-after"):
+                peer = thread_delta(base + ".peer-before", base + ".peer-after", r["ios"], r["runtime_s"])
+                ticks = sum(t["usr_ticks"] + t["sys_ticks"] for t in peer)
+                # The NBD server's CPU time per request, in microseconds (100 ticks/s).
+                r["peer_cpu_us_per_io"] = round(ticks * 10000 / r["ios"], 1) if r["ios"] else None
+                r["peer_cpu_pct"] = round(ticks / max(r["runtime_s"], 1e-9), 1)
             if os.path.exists(base + ".threads-after"):
                 r["server_threads"] = thread_delta(base + ".threads-before", base + ".threads-after",
                                                    r["ios"], r["runtime_s"])
@@ -225,6 +236,24 @@ def main():
             what = (f"dblock file O_DIRECT {JOB_NAMES[job]} >= {LAT_NEED}x loop direct I/O "
                     f"({lat_us(lat_env)} us null_blk)" + (" [dblock ran WITHOUT --direct-io]" if dio == "no" else ""))
             check(what, "dblock-file-dio-lat", job, "loop-dio-lat", LAT_NEED, e["dblock_vs_loop"])
+
+    # NBD: dblock's NBD backend vs the kernel's client, same server.
+    nbd = {}
+    if any(t in results for t in NBD):
+        nbd = dict(need=NBD_NEED, best_need=NBD_BEST_NEED, best_job=NBD_BEST_JOB, jobs={})
+        for job, _ in JOBS:
+            e = {}
+            for mine, ref in NBD_PAIRS:
+                a, b = iops(mine, job), iops(ref, job)
+                e[mine] = round(a / b, 3) if a and b else None
+                check(f"dblock NBD {JOB_NAMES[job]} >= {NBD_NEED}x kernel nbd, same connections "
+                      f"({mine} / {ref})", mine, job, ref, NBD_NEED, e[mine])
+            best_mine = max((iops(t, job) or 0) for t in ("dblock-nbd-1q", "dblock-nbd-2q"))
+            best_ref = max((iops(t, job) or 0) for t in ("nbd-k1", "nbd-k2"))
+            e["best"] = round(best_mine / best_ref, 3) if best_mine and best_ref else None
+            nbd["jobs"][job] = e
+        check(f"dblock NBD {JOB_NAMES[NBD_BEST_JOB]} >= {NBD_BEST_NEED}x kernel nbd, each at its best",
+              "dblock-nbd-*", NBD_BEST_JOB, "nbd-k*", NBD_BEST_NEED, nbd["jobs"][NBD_BEST_JOB]["best"])
 
     # Memory.
     mem = {}
@@ -334,7 +363,7 @@ def main():
             check(what, key.split("/")[0], job, key.split("/")[1], need, v)
 
     data = dict(host=host, guest=guest, notes=notes, results=results, ratios=ratios, checks=checks,
-                interleaved=inter, latency=latency,
+                interleaved=inter, latency=latency, nbd=nbd,
                 memory=mem, scale=scale, profile=profile,
                 caveat="QEMU TCG (software emulation) on a shared 2-core host: figures are not absolute "
                        "speeds; only ratios within this one boot mean something (run-to-run spread +-15%, "
@@ -397,6 +426,8 @@ def write_md(d):
     L.append("")
     if d.get("latency"):
         write_latency_md(L, d)
+    if d.get("nbd"):
+        write_nbd_md(L, d)
     L.append("## Targets (ratios)\n")
     L.append("| target | measured | verdict |")
     L.append("| --- | ---: | --- |")
@@ -558,6 +589,51 @@ def write_latency_md(L, d):
                  f"{cell('dblock-file-thr-lat', j)} | {x(r.get('threads_vs_loop'))} | "
                  f"{cell('dblock-null-ceil', j)} | **{x(r.get('ceiling_vs_loop'))}** | "
                  f"{x(r['dblock_vs_raw'])} | {x(r['loop_vs_raw'])} |")
+    L.append("")
+
+
+def nbd_table(d):
+    """The NBD comparison as markdown lines (also for the README)."""
+    nbd, res = d["nbd"], d["results"]
+    L = ["| job | nbd-k1 | dblock-nbd-1q | **1q / k1** | nbd-k2 | dblock-nbd-2q | **2q / k2** "
+         "| best / best | nbdkit CPU us/req (k1, 1q, k2, 2q) |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+
+    def cell(t, j):
+        r = res.get(t, {}).get(j)
+        if not r:
+            return ""
+        return f"{r['bw_mib']:.0f} MiB/s" if j.startswith("s") else fmt_iops(r["iops"])
+
+    def x(v):
+        return "" if v is None else f"{v:.2f}x"
+
+    def peer(j):
+        return ", ".join(str(res.get(t, {}).get(j, {}).get("peer_cpu_us_per_io", "-")) for t in NBD)
+    for j, jn in JOBS:
+        e = nbd["jobs"].get(j)
+        if not e:
+            continue
+        L.append(f"| {jn} | {cell('nbd-k1', j)} | {cell('dblock-nbd-1q', j)} | **{x(e['dblock-nbd-1q'])}** | "
+                 f"{cell('nbd-k2', j)} | {cell('dblock-nbd-2q', j)} | **{x(e['dblock-nbd-2q'])}** | "
+                 f"{x(e['best'])} | {peer(j)} |")
+    return L
+
+
+def write_nbd_md(L, d):
+    nbd, res = d["nbd"], d["results"]
+    L.append("## NBD: dblock's NBD backend vs the kernel's nbd client\n")
+    L.append("One `nbdkit memory` server over a unix socket (pinned to CPU 0), four clients of it in one "
+             "boot, taking turns job by job: the kernel's `nbd` client with 1 and 2 connections "
+             "(`nbd-client -C N`), and `dblock-serve --backend nbd+unix://...` with 1 queue/1 connection "
+             "and 2 queues/2 connections. IOPS (4k) or MiB/s (1M); the last column is nbdkit's CPU time "
+             "per request, which shows when the server itself is the limit. "
+             f"**Targets: dblock >= {nbd['need']}x the kernel client at equal connections on every job, "
+             f">= {nbd['best_need']}x at {JOB_NAMES[nbd['best_job']]} with each side's best setting.**\n")
+    n = max((len(r.get("rounds_iops", [])) for t in NBD for r in res.get(t, {}).values()), default=0)
+    if n > 1:
+        L.append(f"Each figure is the median of {n} rounds; the ratios are of medians.\n")
+    L.extend(nbd_table(d))
     L.append("")
 
 

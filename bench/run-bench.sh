@@ -11,7 +11,8 @@
 #                             [--modparams "poll_us=0"]  (dblock.ko's parameters)
 #                             [--results DIR]  (where latest.{md,json,png} go)
 #                             [--lat-us US]  (the *-lat device's completion time, default 100)
-# Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved
+# Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved nbd-k1 nbd-k2
+#   dblock-nbd-1q dblock-nbd-2q (one nbdkit memory server, kernel nbd client vs dblock's nbd backend)
 #   dblock-ram-1q-coloc profile mem scale
 #   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil
 #     (100 us latency null_blk device; file on io_uring, on threads; null: the ceiling)

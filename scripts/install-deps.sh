@@ -12,6 +12,7 @@ PACKAGES=(
   gcc-multilib g++-multilib linux-source-6.12
   linux-headers-amd64 linux-headers-6.12-amd64
   shellcheck debhelper dh-dkms lintian
+  libnbd-dev nbdkit qemu-utils nbd-client
   ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev rbd-nbd
   "$@"
 )

@@ -22,7 +22,8 @@ CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 ROOT=$CACHE/sid-root
 # Module builds (headers, kbuild, kmod, dkms) and the userspace's toolchains and libraries.
 PACKAGES=(build-essential cmake pkgconf clang libcli11-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev liburing-dev libsmartcols-dev linux-headers-amd64 kmod dkms openssl
+  libgtest-dev libgmock-dev liburing-dev libsmartcols-dev libnbd-dev nbdkit linux-headers-amd64 kmod dkms
+  openssl
   xz-utils zstd)
 APT_NOVALID='Acquire::Check-Valid-Until "false"'
 export DEBIAN_FRONTEND=noninteractive

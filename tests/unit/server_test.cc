@@ -35,6 +35,16 @@
 #include "dblock/ram_backend.h"
 #include "dblock/server.h"
 #include "dblock/uring_file_backend.h"
+#ifdef DBLOCK_HAVE_NBD
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "dblock/nbd_backend.h"
+#endif
 
 extern "C" int __real_open64(const char* path, int flags, ...);
 extern "C" int __real_ioctl(int fd, unsigned long request, ...);
@@ -755,5 +765,230 @@ TEST_F(ServerTest, AFileOnIoUring) {
   EXPECT_EQ(kernel_.buffer(1, 1)[8191], std::byte{0});
 }
 
+
+#ifdef DBLOCK_HAVE_NBD
+// nbdkit serving PLUGIN ARGS... on a unix socket in a directory of its own,
+// until killed or destroyed (--exit-with-parent if the test dies).
+class Nbdkit {
+ public:
+  explicit Nbdkit(std::vector<std::string> args) : args_(std::move(args)) {
+    char dir[] = "/tmp/dblock-nbd-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    start();
+  }
+  ~Nbdkit() {
+    kill();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string socket() const { return dir_ + "/sock"; }
+  std::string uri() const { return "nbd+unix:///?socket=" + socket(); }
+  std::string file(const char* name) const { return dir_ + "/" + name; }
+
+  // Starts it and waits until it accepts connections (it writes its pid
+  // file then).
+  void start() {
+    const std::string pidfile = dir_ + "/pid";
+    std::filesystem::remove(pidfile);
+    std::filesystem::remove(socket());
+    std::vector<std::string> argv = {"nbdkit", "-f", "--exit-with-parent", "-U", socket(),
+                                     "-P", pidfile};
+    argv.insert(argv.end(), args_.begin(), args_.end());
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      std::vector<char*> c;
+      for (auto& a : argv) c.push_back(a.data());
+      c.push_back(nullptr);
+      ::execvp("nbdkit", c.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 1000 && !std::filesystem::exists(pidfile); ++i) {
+      int status;
+      ASSERT_EQ(::waitpid(pid_, &status, WNOHANG), 0)
+          << "nbdkit exited (is it installed? scripts/install-deps.sh)";
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(std::filesystem::exists(pidfile)) << "nbdkit did not start in 10 s";
+  }
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  std::vector<std::string> args_;
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+// Every operation through an NBD export: data both ways, FUA, flush,
+// trim and write zeroes reach nbdkit's memory plugin.
+TEST_F(ServerTest, AnNbdExport) {
+  Nbdkit nbdkit({"memory", "1M"});
+  NbdBackend::Options options;
+  options.uri = nbdkit.uri();
+  options.connections = 2;
+  NbdBackend nbd(options);
+  EXPECT_EQ(nbd.size(), 1u << 20);
+  EXPECT_EQ(nbd.connections(), 2u);  // nbdkit's memory plugin has multi-conn
+  EXPECT_TRUE(nbd.supports_flush());
+  EXPECT_TRUE(nbd.supports_discard());
+  EXPECT_TRUE(nbd.supports_write_zeroes());
+  EXPECT_FALSE(nbd.read_only());
+  kernel_.info.config.flags |= DBLOCK_DEV_DISCARD | DBLOCK_DEV_WRITE_ZEROES;
+  Server server(5, nbd);
+  std::thread runner([&] { server.run(); });
+  std::memset(kernel_.buffer(1, 3), 0x6b, 8192);
+  kernel_.submit(1, {3, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 65536, 8192, 1, 0});
+  std::memset(kernel_.buffer(0, 2), 0x3c, 4096);
+  kernel_.submit(0, {2, DBLOCK_OP_WRITE, 0, 0, 4096, 4096, 2, 0});
+  ASSERT_TRUE(kernel_.wait_done(2));
+  kernel_.submit(0, {1, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 3, 0});
+  kernel_.submit(1, {0, DBLOCK_OP_DISCARD, 0, 0, 65536, 4096, 4, 0});
+  kernel_.submit(1, {1, DBLOCK_OP_WRITE_ZEROES, 0, DBLOCK_REQ_NOUNMAP, 65536 + 4096, 512, 5, 0});
+  ASSERT_TRUE(kernel_.wait_done(5));
+  std::memset(kernel_.buffer(0, 0), 0x77, 8192);
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 65536, 8192, 6, 0});
+  kernel_.submit(0, {3, DBLOCK_OP_READ, 0, 0, 4096, 4096, 7, 0});
+  ASSERT_TRUE(kernel_.wait_done(7));
+  kernel_.destroy();
+  runner.join();
+  for (const auto& [key, c] : kernel_.done) EXPECT_EQ(c.result, 0) << "seq " << key.second;
+  EXPECT_EQ(kernel_.buffer(0, 0)[0], std::byte{0}) << "trimmed: zeros";
+  EXPECT_EQ(kernel_.buffer(0, 0)[4095], std::byte{0});
+  EXPECT_EQ(kernel_.buffer(0, 0)[4096], std::byte{0}) << "zeroed";
+  EXPECT_EQ(kernel_.buffer(0, 0)[4096 + 511], std::byte{0});
+  EXPECT_EQ(kernel_.buffer(0, 0)[4096 + 512], std::byte{0x6b}) << "written";
+  EXPECT_EQ(kernel_.buffer(0, 0)[8191], std::byte{0x6b});
+  EXPECT_EQ(kernel_.buffer(0, 3)[0], std::byte{0x3c});
+  EXPECT_EQ(kernel_.buffer(0, 3)[4095], std::byte{0x3c});
+  EXPECT_EQ(nbd.reconnections(), 0u);
+}
+
+// A FUA write to an export without FUA is the write, then a flush: nbdkit's
+// eval plugin (a file, written with dd) says can_fua none and counts flushes.
+TEST_F(ServerTest, AnNbdExportWithoutFua) {
+  char dir[] = "/tmp/dblock-nbd-eval-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string image = std::string(dir) + "/disk";
+  const std::string flushes = std::string(dir) + "/flushes";
+  { std::ofstream create(image); }
+  std::filesystem::resize_file(image, 1 << 20);
+  Nbdkit nbdkit({"eval", "get_size=echo 1048576",
+                 "pread=dd if=" + image + " skip=$4 count=$3 iflag=skip_bytes,count_bytes "
+                     "status=none",
+                 "pwrite=dd of=" + image + " seek=$4 conv=notrunc oflag=seek_bytes status=none",
+                 "flush=echo >> " + flushes, "can_fua=echo none"});
+  NbdBackend nbd({.uri = nbdkit.uri()});
+  EXPECT_TRUE(nbd.supports_flush());
+  Server server(5, nbd);
+  std::thread runner([&] { server.run(); });
+  std::memset(kernel_.buffer(1, 0), 0x5a, 4096);
+  kernel_.submit(1, {0, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 0, 4096, 1, 0});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  EXPECT_EQ(std::filesystem::file_size(flushes), 1u) << "no flush after the FUA write";
+  std::memset(kernel_.buffer(0, 1), 0, 4096);
+  kernel_.submit(0, {1, DBLOCK_OP_READ, 0, 0, 0, 4096, 2, 0});
+  ASSERT_TRUE(kernel_.wait_done(2));
+  kernel_.destroy();
+  runner.join();
+  for (const auto& [key, c] : kernel_.done) EXPECT_EQ(c.result, 0) << "seq " << key.second;
+  EXPECT_EQ(kernel_.buffer(0, 1)[4095], std::byte{0x5a});
+  std::filesystem::remove_all(dir);
+}
+
+// The server goes away and comes back: held requests are sent again and
+// succeed.
+TEST_F(ServerTest, AnNbdServerThatRestartsWhileRequestsAreHeld) {
+  char dir[] = "/tmp/dblock-nbd-file-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string image = std::string(dir) + "/disk";
+  { std::ofstream create(image); }
+  std::filesystem::resize_file(image, 1 << 20);
+  Nbdkit nbdkit({"file", image});
+  std::vector<std::string> events;
+  std::mutex events_mu;
+  NbdBackend::Options options;
+  options.uri = nbdkit.uri();
+  options.hold_while_disconnected = true;
+  options.max_backoff = std::chrono::milliseconds(100);
+  options.on_event = [&](const std::string& e) {
+    std::lock_guard lock(events_mu);
+    events.push_back(e);
+  };
+  NbdBackend nbd(options);
+  Server server(5, nbd);
+  std::thread runner([&] { server.run(); });
+  std::memset(kernel_.buffer(0, 0), 0x42, 8192);
+  kernel_.submit(0, {0, DBLOCK_OP_WRITE, 0, 0, 0, 8192, 1, 0});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  nbdkit.kill();
+  std::memset(kernel_.buffer(1, 1), 0x24, 4096);
+  kernel_.submit(1, {1, DBLOCK_OP_WRITE, 0, 0, 8192, 4096, 2, 0});
+  kernel_.submit(0, {2, DBLOCK_OP_READ, 0, 0, 0, 8192, 3, 0});
+  {
+    // Held, not failed, while nothing listens.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::lock_guard lock(kernel_.mu);
+    EXPECT_EQ(kernel_.done.size(), 1u) << "a request was answered with no server";
+  }
+  nbdkit.start();
+  ASSERT_TRUE(kernel_.wait_done(3));
+  kernel_.destroy();
+  runner.join();
+  for (const auto& [key, c] : kernel_.done) EXPECT_EQ(c.result, 0) << "seq " << key.second;
+  EXPECT_EQ(kernel_.buffer(0, 2)[0], std::byte{0x42});
+  EXPECT_EQ(kernel_.buffer(0, 2)[8191], std::byte{0x42});
+  EXPECT_GE(nbd.reconnections(), 1u);
+  std::filesystem::remove_all(dir);
+  std::lock_guard lock(events_mu);
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.front().find("connection lost"), std::string::npos) << events.front();
+}
+
+TEST_F(ServerTest, AnNbdServerGoneFailsRequestsAtOnceWithoutHolding) {
+  Nbdkit nbdkit({"memory", "1M"});
+  NbdBackend nbd({.uri = nbdkit.uri(), .on_event = [](const std::string&) {}});
+  Server server(5, nbd);
+  std::thread runner([&] { server.run(); });
+  nbdkit.kill();
+  kernel_.submit(0, {0, DBLOCK_OP_READ, 0, 0, 0, 4096, 1, 0});
+  ASSERT_TRUE(kernel_.wait_done(1));
+  kernel_.destroy();
+  runner.join();
+  EXPECT_EQ(kernel_.done.at({0, 1}).result, -EIO);
+}
+
+TEST(NbdBackendTest, NoServerSaysSoWithTheFix) {
+  try {
+    NbdBackend nbd({.uri = "nbd+unix:///?socket=/nonexistent/dblock.sock"});
+    FAIL() << "connected to nothing";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no NBD server listens there"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(NbdBackendTest, AnUnknownExportSaysSo) {
+  Nbdkit nbdkit({"--filter=exportname", "memory", "1M", "exportname=disk1",
+                 "exportname-strict=true"});
+  try {
+    NbdBackend nbd({.uri = "nbd+unix:///disk2?socket=" + nbdkit.socket()});
+    FAIL() << "connected to an export the server does not have";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("list the exports: nbdinfo --list URI"), std::string::npos) << e.what();
+  }
+}
+
+TEST(NbdBackendTest, MoreConnectionsThanTheExportAllows) {
+  Nbdkit nbdkit({"--filter=multi-conn", "memory", "1M", "multi-conn-mode=disable"});
+  EXPECT_THROW(NbdBackend({.uri = nbdkit.uri(), .connections = 2}), Error);
+  NbdBackend fewer({.uri = nbdkit.uri(), .connections = 2, .fewer_connections_ok = true});
+  EXPECT_EQ(fewer.connections(), 1u);
+}
+#endif
 }  // namespace
 }  // namespace dblock

@@ -1,10 +1,10 @@
 // Copyright (c) dblock authors.
 // dblock-serve: create a dblock device and serve it from RAM, from nothing
-// (null), from a file or from a Ceph RBD image, until it is destroyed or
+// (null), from a file, from a Ceph RBD image or from an NBD export, until it is destroyed or
 // SIGINT/SIGTERM/SIGHUP; or take over a device whose server died or handed
 // it over (SIGUSR1).
 //
-//   dblock-serve NAME --backend ram|null|file:PATH|rbd:POOL/IMAGE [--size SIZE] [...]
+//   dblock-serve NAME --backend ram|null|file:PATH|rbd:POOL/IMAGE|nbd://... [--size SIZE] [...]
 //   dblock-serve NAME --backend file:PATH --attach      (the next server)
 //   dblock-serve NAME --backend file:PATH --create-or-attach   (restarted by a supervisor)
 //   dblock-serve --config /etc/dblock/NAME.conf        (systemd: dblock@NAME)
@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
   text_option("name", "name", "Disk name: /dev/NAME");
   text_option("-b,--backend", "backend",
               "ram (sparse, in memory), null (stores nothing, for benchmarks), "
-              "file:PATH (a file or block device), or rbd:POOL/IMAGE (a Ceph RBD image)");
+              "file:PATH (a file or block device), rbd:POOL/IMAGE (a Ceph RBD image), or an NBD "
+              "export: nbd://HOST[:PORT]/EXPORT, nbds://... (TLS), "
+              "nbd+unix:///EXPORT?socket=PATH");
   text_option("-s,--size", "size",
               "Disk size, binary units (64M, 1G); default for file: the size of the part served, "
               "for rbd: the image's");
@@ -102,6 +104,9 @@ int main(int argc, char** argv) {
   flag_option("--rbd-cache", "rbd_cache",
               "rbd: enable librbd's client cache (writes acked before they reach the OSDs: a "
               "killed server loses them; safe only with --recovery fail)");
+  text_option("--connections", "connections",
+              "nbd: connections to the server, 1-64 or auto (the default: one per queue if the "
+              "export allows multi-conn, else one)");
   auto* attach_flag = app.add_flag(
       "--attach", attach,
       "Serve the existing device NAME, left by a server that died or handed it over "

@@ -22,6 +22,9 @@
 #ifdef DBLOCK_HAVE_RBD
 #include "dblock/rbd_backend.h"
 #endif
+#ifdef DBLOCK_HAVE_NBD
+#include "dblock/nbd_backend.h"
+#endif
 
 namespace serve_tool {
 
@@ -29,7 +32,7 @@ const char* const kKeys[kKeyCount] = {
     "name",      "backend",    "size",      "block_size", "queues",          "depth",
     "max_io",    "read_only",  "recovery",  "grace",      "timeout",         "mlock",
     "workers",   "direct_io",  "offset",    "size_limit", "ceph_conf",       "ceph_id",
-    "create_size", "connect_timeout", "lock_timeout", "rbd_cache", "aio"};
+    "create_size", "connect_timeout", "lock_timeout", "rbd_cache", "aio", "connections"};
 
 namespace {
 
@@ -53,6 +56,25 @@ constexpr std::string_view kNoRbd =
 constexpr std::string_view kNoRbd =
     "this dblock-serve was built without librbd (fix: install librbd-dev and rebuild)";
 #endif
+#ifdef DBLOCK_NBD_NOT_STATIC
+constexpr std::string_view kNoNbd =
+    "this dblock-serve was linked statically, so without libnbd, which is only shared (fix: "
+    "rebuild with -DDBLOCK_STATIC_TOOLS=OFF)";
+#else
+constexpr std::string_view kNoNbd =
+    "this dblock-serve was built without libnbd (fix: install libnbd-dev and rebuild)";
+#endif
+
+// libnbd's URI schemes: nbd, nbds (TLS), each also +unix and +vsock.
+bool nbd_uri(std::string_view spec) {
+  for (const std::string_view scheme : {"nbd", "nbds"}) {
+    for (const std::string_view transport : {"", "+unix", "+vsock"}) {
+      const std::string prefix = fmt::format("{}{}://", scheme, transport);
+      if (spec.starts_with(prefix)) return true;
+    }
+  }
+  return false;
+}
 
 std::uint64_t number(const Settings& settings, std::string_view key, std::uint64_t fallback,
                      std::uint64_t max, bool with_units) {
@@ -195,8 +217,8 @@ Plan make_plan(const Settings& settings) {
   const auto backend = settings.find("backend");
   if (backend == settings.end() || backend->second.empty()) {
     throw std::invalid_argument(
-        "no backend: give --backend ram, null, file:PATH or rbd:POOL/IMAGE (or backend= in the "
-        "config file)");
+        "no backend: give --backend ram, null, file:PATH, rbd:POOL/IMAGE or an NBD URI (or "
+        "backend= in the config file)");
   }
   const std::string& spec = backend->second;
   if (spec == "ram") {
@@ -210,12 +232,19 @@ Plan make_plan(const Settings& settings) {
     plan.backend = BackendKind::kRbd;
     parse_rbd_spec(std::string_view(spec).substr(4), spec, plan.rbd);
     if (!kHaveRbd) throw std::invalid_argument(fmt::format("backend '{}': {}", spec, kNoRbd));
+  } else if (nbd_uri(spec)) {
+    plan.backend = BackendKind::kNbd;
+    plan.nbd_uri = spec;
+    if (!kHaveNbd) throw std::invalid_argument(fmt::format("backend '{}': {}", spec, kNoNbd));
   } else {
-    throw std::invalid_argument(
-        fmt::format("backend '{}' is not one of ram, null, file:PATH, rbd:POOL/IMAGE", spec));
+    throw std::invalid_argument(fmt::format(
+        "backend '{}' is not one of ram, null, file:PATH, rbd:POOL/IMAGE, nbd://HOST[:PORT]/EXPORT, "
+        "nbd+unix:///EXPORT?socket=PATH",
+        spec));
   }
   const bool file = plan.backend == BackendKind::kFile;
   const bool rbd = plan.backend == BackendKind::kRbd;
+  const bool nbd = plan.backend == BackendKind::kNbd;
   // Settings of one kind of backend, given for another.
   const auto only_for = [&](std::string_view key, bool fits, std::string_view backends) {
     if (!fits && settings.contains(key)) {
@@ -229,7 +258,7 @@ Plan make_plan(const Settings& settings) {
   plan.size_given = settings.contains("size");
   plan.device.size_bytes =
       number(settings, "size", 0, std::numeric_limits<std::uint64_t>::max(), true);
-  if (!plan.size_given && !file && !rbd) {
+  if (!plan.size_given && !file && !rbd && !nbd) {
     throw std::invalid_argument(
         fmt::format("the {} backend needs a size: give --size (e.g. 1G)", spec));
   }
@@ -255,8 +284,15 @@ Plan make_plan(const Settings& settings) {
     plan.device.timeout_ms = duration(it->first, it->second, dblock::parse_duration_ms);
   }
 
-  only_for("workers", !rbd, "the ram, null and file backends (rbd's requests complete on their "
-                            "own)");
+  only_for("workers", !rbd && !nbd,
+           "the ram, null and file backends (rbd's and nbd's requests complete on their own)");
+  only_for("connections", nbd, "an NBD backend (nbd://...)");
+  if (const auto it = settings.find("connections"); it != settings.end() && it->second != "auto") {
+    plan.nbd_connections = static_cast<unsigned>(number(settings, "connections", 0, 64, false));
+    if (plan.nbd_connections == 0) {
+      throw std::invalid_argument("connections 0: give 1 to 64, or auto (one per queue)");
+    }
+  }
   if (const auto it = settings.find("workers"); it != settings.end() && it->second != "auto") {
     const std::string& v = it->second;
     if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) {
@@ -339,6 +375,70 @@ void check_direct_io_block_size(const Plan& plan, std::uint32_t alignment) {
         plan.device.block_size, alignment, plan.file, alignment));
   }
 }
+
+#ifdef DBLOCK_HAVE_NBD
+namespace {
+
+OpenedBackend open_nbd(Plan& plan) {
+  dblock::DeviceConfig& device = plan.device;
+  dblock::NbdBackend::Options options;
+  options.uri = plan.nbd_uri;
+  options.connections = plan.nbd_connections != 0 ? plan.nbd_connections : device.queues;
+  options.fewer_connections_ok = plan.nbd_connections == 0;
+  options.read_only = device.read_only;
+  // As the device's recovery policy says of a server that goes away: with
+  // wait, requests wait for the NBD server too, until they time out.
+  options.hold_while_disconnected = device.recovery == dblock::Recovery::kWait;
+  if (device.timeout_ms != dblock::kTimeoutNever) {
+    options.hold_limit = std::chrono::milliseconds(device.timeout_ms != 0 ? device.timeout_ms
+                                                                          : 30000);
+  }
+  options.on_event = [](const std::string& event) {
+    fmt::print(stderr, "dblock-serve: {}\n", event);
+  };
+  auto nbd = std::make_unique<dblock::NbdBackend>(options);
+  const std::string& uri = nbd->uri();
+  if (nbd->minimum_block_size() > device.block_size) {
+    throw std::invalid_argument(fmt::format(
+        "{} needs requests of at least {} bytes, more than the block size {} (fix: --block-size {})",
+        uri, nbd->minimum_block_size(), device.block_size, nbd->minimum_block_size()));
+  }
+  std::string notes;
+  if (nbd->read_only() && !device.read_only) {
+    device.read_only = true;
+    notes += ", read-only export";
+  }
+  if (const std::uint32_t max = nbd->maximum_request() / device.block_size * device.block_size;
+      max != 0 && max < device.max_io_bytes) {
+    device.max_io_bytes = max;
+    notes += fmt::format(", requests up to {} bytes", max);
+  }
+  const std::uint64_t exported = nbd->size();
+  if (!plan.size_given) {
+    if (exported == 0 || exported % device.block_size != 0) {
+      throw std::invalid_argument(fmt::format(
+          "{} is {} bytes, not a non-zero multiple of the block size {} (fix: --size {}, or a "
+          "smaller --block-size)",
+          uri, exported, device.block_size, exported / device.block_size * device.block_size));
+    }
+    device.size_bytes = exported;
+  } else if (device.size_bytes > exported) {
+    throw std::invalid_argument(fmt::format(
+        "--size {} is larger than {}, which has {} bytes (fix: --size {} or less)",
+        device.size_bytes, uri, exported, exported));
+  }
+  OpenedBackend opened;
+  opened.description = uri;
+  opened.details = fmt::format("{} connection{}{}{}", nbd->connections(),
+                               nbd->connections() == 1 ? "" : "s",
+                               options.hold_while_disconnected ? ", held while reconnecting" : "",
+                               notes);
+  opened.async = std::move(nbd);
+  return opened;
+}
+
+}  // namespace
+#endif
 
 OpenedBackend open_backend(Plan& plan) {
   OpenedBackend opened;
@@ -428,6 +528,13 @@ OpenedBackend open_backend(Plan& plan) {
       return opened;
 #else
       throw std::invalid_argument(std::string(kNoRbd));
+#endif
+    }
+    case BackendKind::kNbd: {
+#ifdef DBLOCK_HAVE_NBD
+      return open_nbd(plan);
+#else
+      throw std::invalid_argument(std::string(kNoNbd));
 #endif
     }
   }

@@ -23,8 +23,8 @@ using Settings = std::map<std::string, std::string, std::less<>>;
 
 // name backend size block_size queues depth max_io read_only recovery grace
 // timeout mlock workers direct_io offset size_limit ceph_conf ceph_id
-// create_size connect_timeout lock_timeout rbd_cache aio
-inline constexpr std::size_t kKeyCount = 23;
+// create_size connect_timeout lock_timeout rbd_cache aio connections
+inline constexpr std::size_t kKeyCount = 24;
 extern const char* const kKeys[kKeyCount];
 
 // Whether this dblock-serve was built with librbd (the rbd: backend).
@@ -32,6 +32,12 @@ extern const char* const kKeys[kKeyCount];
 inline constexpr bool kHaveRbd = true;
 #else
 inline constexpr bool kHaveRbd = false;
+#endif
+// ... and with libnbd (the nbd:// backends).
+#ifdef DBLOCK_HAVE_NBD
+inline constexpr bool kHaveNbd = true;
+#else
+inline constexpr bool kHaveNbd = false;
 #endif
 
 // Parses a config file's text: one KEY=VALUE per line, blanks around both
@@ -41,7 +47,7 @@ inline constexpr bool kHaveRbd = false;
 Settings parse_config(std::string_view text, std::string_view origin);
 Settings read_config_file(const std::string& path);
 
-enum class BackendKind { kRam, kNull, kFile, kRbd };
+enum class BackendKind { kRam, kNull, kFile, kRbd, kNbd };
 
 // How a file's requests are run (qemu's aio=): io_uring
 // (dblock::UringFileBackend), threads (ServeOptions::workers), or auto:
@@ -76,6 +82,11 @@ struct Plan {
   std::uint64_t offset = 0;
   std::optional<std::uint64_t> size_limit;
   RbdPlan rbd;  // kRbd
+  // kNbd: libnbd's URI (nbd://, nbds://, nbd+unix://, ...) and the number
+  // of connections (0: one per queue where the export allows multi-conn,
+  // else one).
+  std::string nbd_uri;
+  unsigned nbd_connections = 0;
 };
 
 // Checks and converts; throws std::invalid_argument saying which setting is
@@ -86,25 +97,28 @@ struct Plan {
 // offset and size_limit go with a file backend only; ceph_conf, ceph_id,
 // create_size, connect_timeout (15s), lock_timeout (60s) and rbd_cache
 // (false) with rbd only, which is refused unless kHaveRbd; aio (auto) with
-// a file only, and workers not with aio io_uring.
+// a file only, and workers not with aio io_uring; connections (auto) with
+// nbd only, refused unless kHaveNbd.
 Plan make_plan(const Settings& settings);
 
 // The opened backend: async if set (rbd; a file on io_uring, which borrows
 // sync), else sync.
 struct OpenedBackend {
   std::unique_ptr<dblock::Backend> sync;        // ram, null, file
-  std::unique_ptr<dblock::AsyncBackend> async;  // rbd, file with io_uring
+  std::unique_ptr<dblock::AsyncBackend> async;  // rbd, nbd, file with io_uring
   std::string note;  // aio auto fell back to threads: why
   // What serves the device, for the kernel (dblockctl list, sysfs):
-  // "file:/ABSOLUTE/PATH", "rbd:POOL/IMAGE", "ram", "null".
+  // "file:/ABSOLUTE/PATH", "rbd:POOL/IMAGE", "ram", "null", the NBD URI.
   std::string description;
   // More for the serving line only: "from byte N, O_DIRECT, io_uring".
   std::string details;
 };
 
-// Opens the backend.  For a file or an rbd image, fills in the size when it
-// was not given; with direct_io, refuses a block size below the alignment
-// O_DIRECT needs.
+// Opens the backend.  For a file, an rbd image or an NBD export, fills in
+// the size when it was not given; with direct_io, refuses a block size below
+// the alignment O_DIRECT needs.  An NBD export shapes the device: read-only
+// if it is, requests no larger than it takes, a block size no smaller than
+// its minimum (else an error naming the fix).
 OpenedBackend open_backend(Plan& plan);
 
 // With direct_io: throws std::invalid_argument unless the block size is at

@@ -255,6 +255,39 @@ TEST(MakePlan, FileOnlySettings) {
                  "size_limit 0 leaves nothing to serve");
 }
 
+TEST(MakePlan, NbdUriAndConnections) {
+  for (const char* uri : {"nbd://localhost/disk", "nbds://h:10810/e", "nbd+unix:///?socket=/s",
+                          "nbds+unix:///x?socket=/s&tls-psk-file=/k", "nbd+vsock:///"}) {
+    const Settings base{{"name", "d"}, {"backend", uri}};
+    if (!kHaveNbd) {
+      expect_refused(base, "without libnbd");
+      continue;
+    }
+    const Plan p = make_plan(base);
+    EXPECT_EQ(p.backend, BackendKind::kNbd) << uri;
+    EXPECT_EQ(p.nbd_uri, uri);
+    EXPECT_FALSE(p.size_given);  // the export's size
+    EXPECT_EQ(p.nbd_connections, 0u);  // auto
+  }
+  if (!kHaveNbd) return;
+  const Settings base{{"name", "d"}, {"backend", "nbd://h/e"}};
+  Settings s = base;
+  s["connections"] = "4";
+  EXPECT_EQ(make_plan(s).nbd_connections, 4u);
+  s["connections"] = "auto";
+  EXPECT_EQ(make_plan(s).nbd_connections, 0u);
+  s["connections"] = "0";
+  expect_refused(s, "connections 0: give 1 to 64, or auto");
+  s["connections"] = "65";
+  expect_refused(s, "connections 65 is too large");
+  s = base;
+  s["workers"] = "4";
+  expect_refused(s, "workers goes with the ram, null and file backends");
+  expect_refused({{"name", "d"}, {"backend", "ram"}, {"size", "1M"}, {"connections", "2"}},
+                 "connections goes with an NBD backend");
+  expect_refused({{"name", "d"}, {"backend", "nbd:/h/e"}}, "is not one of ram, null");
+}
+
 TEST(MakePlan, RbdSpecAndSettings) {
   const Settings base{{"name", "d"}, {"backend", "rbd:pool/img"}};
   if (!kHaveRbd) {
