@@ -85,6 +85,11 @@ Handle connect(const std::string& uri) {
   if (!h) throw Error(last_errno(ENOMEM), "nbd_create: " + last_error());
   // Reads land in the queue's buffer, which the reply overwrites whole.
   (void)nbd_set_pread_initialize(h.get(), false);
+  // Simple replies, as the kernel's client: a read's reply is then one
+  // header and the data (structured replies add a chunk header per read,
+  // one more recv for each, and serve only block status, which no request
+  // here asks for).
+  (void)nbd_set_request_structured_replies(h.get(), false);
   if (nbd_connect_uri(h.get(), uri.c_str()) == -1) {
     const int err = last_errno(EIO);
     const std::string message = last_error();
@@ -480,7 +485,13 @@ void NbdBackend::Connection::poll_loop() {
   expire_held();
 }
 
-NbdBackend::NbdBackend(Options options) : options_(std::move(options)) {
+namespace {
+// Tells one NbdBackend from an earlier one at the same address.
+std::atomic<std::uint64_t> g_generations{0};
+}  // namespace
+
+NbdBackend::NbdBackend(Options options)
+    : options_(std::move(options)), generation_(++g_generations) {
   if (options_.connections == 0) options_.connections = 1;
   Handle first = connect(options_.uri);
   nbd_handle* h = first.get();
@@ -517,7 +528,19 @@ NbdBackend::~NbdBackend() = default;
 unsigned NbdBackend::connections() const { return static_cast<unsigned>(connections_.size()); }
 
 NbdBackend::Connection& NbdBackend::pick() {
-  return *connections_[next_.fetch_add(1, std::memory_order_relaxed) % connections_.size()];
+  // Each submitting thread (a queue thread) keeps to one connection, the
+  // threads dealt out in turn: a queue's batch goes down one socket, and two
+  // queues do not contend for one handle's lock while another sits idle.
+  struct Choice {
+    const NbdBackend* backend = nullptr;
+    std::uint64_t generation = 0;
+    unsigned index = 0;
+  };
+  thread_local Choice choice;
+  if (choice.backend != this || choice.generation != generation_) {
+    choice = {this, generation_, next_.fetch_add(1, std::memory_order_relaxed)};
+  }
+  return *connections_[choice.index % connections_.size()];
 }
 
 void NbdBackend::submit(const AsyncRequest& request, AsyncCompletion completion) {

@@ -93,6 +93,7 @@ class NbdBackend : public AsyncBackend {
   Connection& pick();
 
   Options options_;
+  std::uint64_t generation_;
   std::uint64_t size_ = 0;
   bool read_only_ = false;
   bool can_flush_ = false;
