@@ -9,6 +9,7 @@
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
@@ -316,6 +317,7 @@ static unsigned int dblock_fetch(struct dblock_queue *dq,
 	struct dblock_cmd *cmd, *next;
 	unsigned int n = 0;
 	LIST_HEAD(batch);
+	LIST_HEAD(back);
 
 	spin_lock(&dq->lock);
 	list_for_each_entry_safe(cmd, next, &dq->pending, node) {
@@ -348,6 +350,17 @@ static unsigned int dblock_fetch(struct dblock_queue *dq,
 		/* Copied while FETCHING: nobody else may complete it yet. */
 		if (req_op(rq) == REQ_OP_WRITE &&
 		    dblock_copy_rq(dq, area, rq, true)) {
+			/*
+			 * The server is being killed (pinning its pages fails
+			 * then): the request was never its, so it goes back to
+			 * the queue, for the recovery policy to hold or fail.
+			 */
+			if (fatal_signal_pending(current)) {
+				dblock_cmd_set_state(cmd, seq, DBLOCK_CMD_QUEUED);
+				list_add_tail(&cmd->node, &back);
+				atomic64_inc(&dq->dev->requeued);
+				continue;
+			}
 			pr_warn_ratelimited("%s: queue %u: write data could not be copied to the buffer\n",
 					    dq->dev->config.name, dq->index);
 			dblock_cmd_set_state(cmd, seq, DBLOCK_CMD_DONE);
@@ -362,6 +375,12 @@ static unsigned int dblock_fetch(struct dblock_queue *dq,
 		/* Only now may a completion or the timeout handler claim it. */
 		atomic_set_release(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) |
 				   DBLOCK_CMD_FETCHED);
+	}
+	if (!list_empty(&back)) {
+		/* Older than anything queued since: served first. */
+		spin_lock(&dq->lock);
+		list_splice(&back, &dq->pending);
+		spin_unlock(&dq->lock);
 	}
 	return n;
 }
