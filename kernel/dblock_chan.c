@@ -213,6 +213,22 @@ static void dblock_count_error(struct dblock_queue *dq)
 	u64_stats_update_end(&dq->stats.sync);
 }
 
+/*
+ * Puts a request claimed by an answer that could not be used back at the
+ * head of its queue, for the recovery policy to hold or fail.
+ */
+static void dblock_requeue_answered(struct dblock_queue *dq, struct request *rq)
+{
+	struct dblock_cmd *cmd = blk_mq_rq_to_pdu(rq);
+
+	spin_lock(&dq->lock);
+	dblock_cmd_set_state(cmd, atomic_read(&cmd->state) >>
+			     DBLOCK_CMD_STATE_BITS, DBLOCK_CMD_QUEUED);
+	list_add(&cmd->node, &dq->pending);
+	spin_unlock(&dq->lock);
+	atomic64_inc(&dq->dev->requeued);
+}
+
 static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area,
 			 const struct dblock_completion __user *ucpl,
 			 unsigned int nr, unsigned int *rejected)
@@ -239,6 +255,15 @@ static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area
 		status = errno_to_blk_status(cpl[i].result);
 		if (!cpl[i].result && req_op(rq) == REQ_OP_READ &&
 		    dblock_copy_rq(dq, area, rq, false)) {
+			/*
+			 * The server is being killed (pinning its pages fails
+			 * then): its answer never arrived, so the request goes
+			 * back to the queue, as dblock_fetch() does with a write.
+			 */
+			if (fatal_signal_pending(current)) {
+				dblock_requeue_answered(dq, rq);
+				continue;
+			}
 			pr_warn_ratelimited("%s: queue %u: read data could not be copied from the buffer\n",
 					    dq->dev->config.name, dq->index);
 			status = BLK_STS_IOERR;
