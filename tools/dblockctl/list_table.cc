@@ -69,7 +69,8 @@ std::string render_builtin(const std::vector<const Column*>& columns,
   if (style.raw) {
     for (const auto& line : lines) {
       for (std::size_t i = 0; i < line.size(); ++i) {
-        out += (i ? " " : "") + raw_escape(line[i]);
+        if (i) out += ' ';
+        out += raw_escape(line[i]);
       }
       out += '\n';
     }
