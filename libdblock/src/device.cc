@@ -43,6 +43,26 @@ Recovery parse_recovery(std::string_view text) {
   throw std::invalid_argument(fmt::format("recovery policy must be 'fail' or 'wait': got '{}'", text));
 }
 
+std::string to_string(Transport transport) {
+  switch (transport) {
+    case Transport::kAuto:
+      return "auto";
+    case Transport::kDblock:
+      return "dblock";
+    case Transport::kUblk:
+      return "ublk";
+  }
+  return fmt::format("unknown({})", static_cast<int>(transport));
+}
+
+Transport parse_transport(std::string_view text) {
+  if (text == "auto") return Transport::kAuto;
+  if (text == "dblock") return Transport::kDblock;
+  if (text == "ublk") return Transport::kUblk;
+  throw std::invalid_argument(
+      fmt::format("transport must be 'auto', 'dblock' or 'ublk': got '{}'", text));
+}
+
 void validate_name(std::string_view name) {
   if (name.empty()) throw std::invalid_argument("device name must not be empty");
   // The module's own nodes: /dev/dblockctl and the channel directory /dev/dblock.

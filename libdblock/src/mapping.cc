@@ -12,8 +12,9 @@
 
 namespace dblock {
 
-Mapping::Mapping(int fd, std::size_t length, off_t offset, std::string_view what) {
-  void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+Mapping::Mapping(int fd, std::size_t length, off_t offset, std::string_view what, bool writable) {
+  void* addr = ::mmap(nullptr, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                      fd, offset);
   if (addr == MAP_FAILED) {
     const int err = errno;
     throw Error(err, fmt::format("mmap {} bytes at offset {} of {}", length, offset, what));

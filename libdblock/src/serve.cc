@@ -1,6 +1,7 @@
 // Copyright (c) dblock authors.
 #include "dblock/serve.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -29,6 +30,7 @@
 #include "dblock/size.h"
 #include "dblock/systemd_notify.h"
 #include "dblock/unique_fd.h"
+#include "ublk.h"
 
 namespace dblock {
 namespace {
@@ -55,11 +57,31 @@ class Printer {
 constexpr int kDestroyAttempts = 100;
 constexpr std::chrono::milliseconds kDestroyRetry{200};
 
+// Over ublk, the kernel would stop a disk in use: as dblock.ko does, it is
+// stopped only once no one holds it (a mounted file system holds it
+// exclusively, so an exclusive open fails with EBUSY).
+void ublk_destroy(std::uint32_t id) {
+  const std::string disk = fmt::format("/dev/ublkb{}", id);
+  const UniqueFd held(::open(disk.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+  if (!held && errno == EBUSY) {
+    throw Error(EBUSY, fmt::format("destroy ublk device {}: open {} exclusively", id, disk),
+                "is its disk mounted or open?");
+  }
+  internal::UblkControl().stop(id);
+}
+
 // Destroys the device, which makes the server see GONE and run() return.
-void destroy_device(const std::string& name, const Printer& out) {
+// Over ublk: stops it (its disk goes; DEL_DEV follows once the server has
+// closed its queues).
+void destroy_device(const std::string& name, const Printer& out,
+                    std::optional<std::uint32_t> ublk_id = std::nullopt) {
   for (int attempt = 1;; ++attempt) {
     try {
-      ControlDevice().destroy(name);
+      if (ublk_id) {
+        ublk_destroy(*ublk_id);
+      } else {
+        ControlDevice().destroy(name);
+      }
       return;
     } catch (const Error& e) {
       if (e.code().value() == EBUSY && attempt < kDestroyAttempts) {
@@ -78,7 +100,13 @@ void destroy_device(const std::string& name, const Printer& out) {
 
 // Whether the device may be left without a server: only under the "wait"
 // policy do its requests wait for the next one instead of failing.
-bool may_hand_over(const std::string& name, const Printer& out) {
+bool may_hand_over(const std::string& name, const Printer& out, bool ublk) {
+  if (ublk) {
+    out.complain(fmt::format("not handing /dev/{} over: a ublk device cannot be handed over yet "
+                             "(fix: serve it with --transport dblock)",
+                             name));
+    return false;
+  }
   try {
     const DeviceInfo info = ControlDevice().info(name);
     if (info.config.recovery == Recovery::kWait) return true;
@@ -98,15 +126,15 @@ bool may_hand_over(const std::string& name, const Printer& out) {
 // destroy it.  Stopped through an eventfd: it never wakes up for nothing.
 class SignalWatcher {
  public:
-  SignalWatcher(const sigset_t& signals, std::string name, const Printer& out, Server& server,
-                std::atomic<bool>& handed_over)
+  SignalWatcher(const sigset_t& signals, std::string name, std::optional<std::uint32_t> ublk_id,
+                const Printer& out, Server& server, std::atomic<bool>& handed_over)
       : signals_(::signalfd(-1, &signals, SFD_CLOEXEC)), stop_(::eventfd(0, EFD_CLOEXEC)) {
     if (!signals_ || !stop_) {
       const int err = errno;
       throw Error(err, "watch signals: signalfd/eventfd");
     }
-    thread_ = std::jthread([this, name = std::move(name), &out, &server, &handed_over] {
-      watch(name, out, server, handed_over);
+    thread_ = std::jthread([this, name = std::move(name), ublk_id, &out, &server, &handed_over] {
+      watch(name, ublk_id, out, server, handed_over);
     });
   }
   SignalWatcher(const SignalWatcher&) = delete;
@@ -117,8 +145,8 @@ class SignalWatcher {
   }
 
  private:
-  void watch(const std::string& name, const Printer& out, Server& server,
-             std::atomic<bool>& handed_over) {
+  void watch(const std::string& name, std::optional<std::uint32_t> ublk_id, const Printer& out,
+             Server& server, std::atomic<bool>& handed_over) {
     for (;;) {
       pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
       if (::poll(fds, 2, -1) < 0) {
@@ -131,14 +159,14 @@ class SignalWatcher {
       if (::read(signals_.get(), &info, sizeof(info)) != sizeof(info)) continue;
       const int sig = static_cast<int>(info.ssi_signo);
       if (sig == SIGUSR1) {
-        if (!may_hand_over(name, out)) continue;
+        if (!may_hand_over(name, out, ublk_id.has_value())) continue;
         out.say(fmt::format("got SIGUSR1, handing /dev/{} over to the next server", name));
         handed_over = true;
         server.request_stop();
         return;
       }
       out.say(fmt::format("got SIG{}, destroying /dev/{}", ::sigabbrev_np(sig), name));
-      destroy_device(name, out);
+      destroy_device(name, out, ublk_id);
       return;
     }
   }
@@ -269,8 +297,22 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   if (wanted.discard && wanted.discard_granularity == 0) {
     wanted.discard_granularity = backend.discard_granularity;
   }
+  Transport transport = options.transport;
+  if (transport == Transport::kAuto) {
+    // Without either control device, dblock.ko's error says what to load.
+    const bool dblock = ::access(std::string(ControlDevice::kDefaultPath).c_str(), F_OK) == 0;
+    transport = !dblock && internal::ublk_present() ? Transport::kUblk : Transport::kDblock;
+  }
+  const bool ublk = transport == Transport::kUblk;
+  if (ublk && options.attach) {
+    out.complain(fmt::format("cannot attach to /dev/{}: attaching is dblock.ko's only for now "
+                             "(fix: --transport dblock)",
+                             wanted.name));
+    return 1;
+  }
+  // Over ublk there is nothing to attach to: always create.
   bool attach = options.attach;
-  if (options.create_or_attach && !attach) {
+  if (options.create_or_attach && !attach && !ublk) {
     try {
       ControlDevice().info(wanted.name);
       attach = true;  // it exists: find_unserved() says whether it may be taken
@@ -281,6 +323,8 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
       }
     }
   }
+  // Over ublk, /dev/NAME is a link to the kernel's /dev/ublkbN.
+  const std::string link = fmt::format("/dev/{}", wanted.name);
   if (!attach) {
     try {
       validate(wanted);
@@ -288,6 +332,10 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
         throw std::invalid_argument(fmt::format("the device ({}) is larger than its backend ({})",
                                                 format_size(wanted.size_bytes),
                                                 format_size(backend.size)));
+      }
+      if (ublk && ::access(link.c_str(), F_OK) == 0) {
+        throw std::invalid_argument(fmt::format(
+            "cannot create {}: it exists (fix: choose another name)", link));
       }
     } catch (const std::exception& e) {
       out.complain(e.what());
@@ -314,10 +362,20 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   const bool watch = options.destroy_on_signal || options.handover_on_signal;
 
   DeviceInfo device;
+  std::optional<std::uint32_t> ublk_id;
   if (attach) {
     auto found = find_unserved(wanted.name, backend.size, out);
     if (!found) return 1;
     device = *found;
+  } else if (ublk) {
+    try {
+      ublk_id = internal::UblkControl().add(wanted);
+      device.config = wanted;
+      device.id = *ublk_id;
+    } catch (const std::exception& e) {
+      out.complain(e.what());
+      return 1;
+    }
   } else {
     try {
       device = ControlDevice().create(wanted);
@@ -326,25 +384,48 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
       return 1;
     }
   }
+  // A ublk device goes once its server has closed it: its link with it.
+  bool linked = false;
+  const auto remove_ublk = [&] {
+    if (!ublk_id) return;
+    if (linked) ::unlink(link.c_str());
+    try {
+      internal::UblkControl().remove(*ublk_id);
+    } catch (const std::exception& e) {
+      out.complain(e.what());
+    }
+  };
+  const std::string disk = ublk ? link : device.disk_path();
 
   std::atomic<bool> handed_over{false};
+  bool ok = false;
   try {
     ServerOptions server_options;
     server_options.workers = options.workers;
     server_options.backend_description = options.backend_description;
+    server_options.transport = transport;
     server_options.on_warning = [&out](const std::string& message) { out.complain(message); };
     const std::unique_ptr<Server> server = make_server(device.id, server_options);
     std::optional<SignalWatcher> watcher;
-    if (watch) watcher.emplace(signals, device.config.name, out, *server, handed_over);
+    if (watch) watcher.emplace(signals, device.config.name, ublk_id, out, *server, handed_over);
     const SystemdNotifier systemd;
     server->run([&](const DeviceInfo& live) {
+      std::string where = live.disk_path();
+      if (ublk) {
+        if (::symlink(live.config.name.c_str(), link.c_str()) < 0) {
+          const int err = errno;
+          throw Error(err, fmt::format("link {} to {}", link, where));
+        }
+        linked = true;
+        where = fmt::format("{} -> {}, ublk", link, where);
+      }
       std::string backend = options.backend_description;
       if (!options.backend_details.empty()) {
         backend += (backend.empty() ? "" : ", ") + options.backend_details;
       }
       const std::string started = fmt::format(
           "{} {} ({}, {}-byte blocks, {} queues x {}{}{})", attach ? "took over" : "serving",
-          live.disk_path(), format_size(live.config.size_bytes), live.config.block_size,
+          where, format_size(live.config.size_bytes), live.config.block_size,
           live.config.queues, live.config.queue_depth, backend.empty() ? "" : "; ", backend);
       if (options.on_started) {
         options.on_started(live);
@@ -358,22 +439,33 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     if (const std::string error = systemd.notify("STOPPING=1"); !error.empty()) {
       out.complain(error);
     }
-    if (handed_over) {
-      out.say(fmt::format("handed {} over, exiting", device.disk_path()));
-    } else {
-      out.say(fmt::format("{} was destroyed, exiting", device.disk_path()));
-    }
-    return 0;
+    ok = true;
   } catch (const std::exception& e) {
     out.complain(e.what());
-    if (attach) return 1;  // not ours to destroy: the next server may take it
-    try {
-      ControlDevice().destroy(device.id);  // do not leave a device without a server
-    } catch (const std::exception& cleanup) {
-      out.complain(cleanup.what());
-    }
-    return 1;
   }
+  // The server is gone (its queues closed): a ublk device can be deleted.
+  if (ok) {
+    remove_ublk();
+    if (handed_over) {
+      out.say(fmt::format("handed {} over, exiting", disk));
+    } else {
+      out.say(fmt::format("{} was destroyed, exiting", disk));
+    }
+    return 0;
+  }
+  if (attach) return 1;  // not ours to destroy: the next server may take it
+  try {
+    // Do not leave a device without a server.
+    if (ublk_id) {
+      internal::UblkControl().stop(*ublk_id);
+    } else {
+      ControlDevice().destroy(device.id);
+    }
+  } catch (const std::exception& cleanup) {
+    out.complain(cleanup.what());
+  }
+  remove_ublk();
+  return 1;
 }
 
 }  // namespace

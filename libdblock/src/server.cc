@@ -3,9 +3,6 @@
 // serving a device (see dblock/server.h).
 #include "dblock/server.h"
 
-#include <fcntl.h>
-#include <sys/ioctl.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -21,8 +18,7 @@
 #include <fmt/format.h>
 
 #include "dblock/error.h"
-#include "dblock/queue_buffer.h"
-#include "dblock/unique_fd.h"
+#include "channel.h"
 #include "queue_thread.h"
 #include "request.h"
 #include "sync_adapter.h"
@@ -45,8 +41,7 @@ struct AsyncQueue {
   ServerCore* core = nullptr;
   std::uint16_t index = 0;
   std::span<std::byte> buffer;
-  std::uint64_t buffer_ptr = 0;  // dblock_serve.buffer_ptr
-  int channel = -1;
+  internal::Channel* channel = nullptr;
 
   std::mutex mu;
   std::condition_variable cv;           // the drain when stopping
@@ -57,7 +52,7 @@ struct AsyncQueue {
   AsyncCompletion completion(std::uint16_t tag, std::uint32_t seq) {
     return AsyncCompletion(this, tag, seq);
   }
-  void kick() const { ::ioctl(channel, DBLOCK_IOC_KICK, static_cast<unsigned long>(index)); }
+  void kick() const { channel->kick(index); }
 };
 
 struct ServerCore {
@@ -75,10 +70,8 @@ struct ServerCore {
 
   AsyncBackend* backend = nullptr;
   ServerOptions options;
+  std::unique_ptr<internal::Channel> channel;
   DeviceInfo info;
-  std::string channel_path;
-  UniqueFd channel;
-  std::vector<QueueBuffer> buffers;
   std::vector<std::unique_ptr<AsyncQueue>> queues;
   // A Backend's workers, else empty.  After the queues: its threads end
   // first.
@@ -124,48 +117,19 @@ namespace detail {
 
 ServerCore::ServerCore(std::uint32_t device_id, const ServerOptions& server_options)
     : options(server_options),
-      channel_path(fmt::format("{}/{}", kChannelDir, device_id)) {
-  const std::string what = fmt::format("serve device {}", device_id);
-  channel.reset(::open(channel_path.c_str(), O_RDWR | O_CLOEXEC));
-  if (!channel) {
-    const int err = errno;
-    throw Error(err, fmt::format("{}: open {}", what, channel_path),
-                err == EBUSY ? "another server is attached" : "");
-  }
-  info = from_uapi(internal::read_channel_info(channel.get(), what, channel_path));
-  if ((info.features & DBLOCK_FEAT_KICK) == 0) {
-    throw Error(EPROTO, fmt::format("{}: this dblock.ko has no DBLOCK_IOC_KICK", context()),
-                "use dblock.ko and libdblock of the same release");
-  }
-  if (!options.backend_description.empty() && (info.features & DBLOCK_FEAT_BACKEND_DESC) != 0) {
-    dblock_backend backend{};
-    const std::string text = fit_backend_description(options.backend_description);
-    std::memcpy(backend.text, text.data(), text.size());
-    if (::ioctl(channel.get(), DBLOCK_IOC_SET_BACKEND, &backend) < 0) {
-      const int err = errno;
-      throw Error(err, fmt::format("{}: set the backend's description '{}': ioctl "
-                                   "DBLOCK_IOC_SET_BACKEND on {}",
-                                   context(), text, channel_path));
-    }
-    info.backend = text;
-  }
+      channel(options.transport == Transport::kUblk
+                  ? internal::open_ublk_channel(device_id)
+                  : internal::open_dblock_channel(device_id, options.backend_description)),
+      info(channel->info()) {
   const DeviceConfig& config = info.config;
-  const std::uint64_t needed = std::uint64_t{config.queue_depth} * config.max_io_bytes;
-  if (config.queues == 0 || info.buffer_bytes < needed) {
-    throw Error(EPROTO, fmt::format("{}: kernel reports {} queues of {} buffer bytes, need {}",
-                                    context(), config.queues, info.buffer_bytes, needed));
-  }
   size_bytes = config.size_bytes;
   kernel_size = config.size_bytes;
-  buffers.reserve(config.queues);
   queues.reserve(config.queues);
   for (std::uint16_t i = 0; i < config.queues; ++i) {
-    buffers.emplace_back(channel.get(), info, i, channel_path);
     auto q = std::make_unique<AsyncQueue>();
     q->core = this;
     q->index = i;
-    q->buffer = buffers.back().bytes();
-    q->buffer_ptr = buffers.back().serve_ptr();
+    q->buffer = channel->buffer(i);
     q->channel = channel.get();
     q->done.reserve(config.queue_depth);
     queues.push_back(std::move(q));
@@ -244,20 +208,8 @@ void ServerCore::run(const Server::StartedCallback& on_started) {
   }
   if (start) {
     try {
-      if (::ioctl(channel.get(), DBLOCK_IOC_START) < 0) {
-        const int err = errno;
-        // Taking over a live device (its previous server went away): the
-        // disk is there already.
-        if (err != EALREADY) {
-          throw Error(err,
-                      fmt::format("{}: ioctl DBLOCK_IOC_START on {}", context(), channel_path));
-        }
-        took_over = true;
-      }
-      if (on_started) {
-        on_started(
-            from_uapi(internal::read_channel_info(channel.get(), context(), channel_path)));
-      }
+      if (!channel->start()) took_over = true;
+      if (on_started) on_started(channel->info());
     } catch (...) {
       std::lock_guard lock(mu);
       if (!error) error = std::current_exception();
@@ -281,9 +233,8 @@ void ServerCore::run(const Server::StartedCallback& on_started) {
 void ServerCore::apply_resize() {
   // Every queue is told; the first to get here does the work.
   std::lock_guard lock(resize_mu);
-  const dblock_dev_info now = internal::read_channel_info(channel.get(), context(), channel_path);
   const std::uint64_t old_size = size_bytes;
-  const std::uint64_t new_size = now.config.size_bytes;
+  const std::uint64_t new_size = channel->info().config.size_bytes;
   if (new_size == kernel_size) return;
   kernel_size = new_size;
   try {
@@ -368,7 +319,6 @@ void ServerCore::serve_queue(AsyncQueue& q) {
     // "wait" policy).
     serve.max_requests = stopping ? 0 : depth;
     serve.queue = q.index;
-    serve.buffer_ptr = q.buffer_ptr;
     // From here a completion kicks us; then look once more, so that one
     // that came before is not left waiting for the next request.
     q.sleeping.store(true);
@@ -378,16 +328,17 @@ void ServerCore::serve_queue(AsyncQueue& q) {
       pending = !q.done.empty();
     }
     if (first || stopping || pending) serve.flags = DBLOCK_SERVE_NOWAIT;
-    const int rc = ::ioctl(channel.get(), DBLOCK_IOC_SERVE, &serve);
-    const int err = errno;
+    bool served_ok = false;
+    try {
+      served_ok = channel->serve(serve);
+    } catch (...) {
+      q.sleeping.store(false);
+      throw;
+    }
     q.sleeping.store(false);
     // Consumed by the kernel even when the call fails: never send twice.
     completions.clear();
-    if (rc < 0) {
-      if (err == EINTR) continue;
-      throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_SERVE (queue {}) on {}", context(),
-                                   q.index, channel_path));
-    }
+    if (!served_ok) continue;  // EINTR
     if (first) {
       first = false;
       {

@@ -109,6 +109,18 @@ start_serve() {
   done
 }
 
+# fio_verify DEV TAG FIO-ARGS...: fio writes DEV with direct libaio I/O and
+# crc32c checksums, then reads everything back and checks it; any mismatch
+# or I/O error fails the case.  Output in /tmp/fio.TAG.out.
+fio_verify() {
+  local dev=$1 tag=$2
+  shift 2
+  fio --name="$tag" --filename="$dev" --ioengine=libaio --direct=1 --verify=crc32c \
+    --verify_fatal=1 --do_verify=1 --group_reporting --output-format=terse "$@" \
+    >"/tmp/fio.$tag.out" || { cat "/tmp/fio.$tag.out"; die "fio $tag verify on $dev failed"; }
+  log "fio $tag: $(grep -v '^fio:' "/tmp/fio.$tag.out" | cut -d';' -f3,4 | head -1)"
+}
+
 # Bytes a file really occupies (its holes excluded).
 allocated_bytes() {
   echo $(($(stat -c %b "$1") * $(stat -c %B "$1")))

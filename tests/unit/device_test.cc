@@ -174,6 +174,16 @@ TEST(DeviceStateName, KnownAndUnknown) {
   EXPECT_EQ(to_string(static_cast<DeviceState>(9)), "unknown(9)");
 }
 
+TEST(TransportName, RoundTripAndRefusal) {
+  for (const auto t : {dblock::Transport::kAuto, dblock::Transport::kDblock,
+                       dblock::Transport::kUblk}) {
+    EXPECT_EQ(dblock::parse_transport(dblock::to_string(t)), t);
+  }
+  EXPECT_EQ(dblock::to_string(dblock::Transport::kUblk), "ublk");
+  EXPECT_THROW(dblock::parse_transport("nbd"), std::invalid_argument);
+  EXPECT_THROW(dblock::parse_transport(""), std::invalid_argument);
+}
+
 TEST(FitBackendDescription, ShortTextsPassAndControlCharactersBecomeQuestionMarks) {
   EXPECT_EQ(fit_backend_description("file:/srv/vol1.img"), "file:/srv/vol1.img");
   EXPECT_EQ(fit_backend_description(""), "");

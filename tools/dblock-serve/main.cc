@@ -78,6 +78,10 @@ int main(int argc, char** argv) {
               "Threads running the requests of a backend that may block (file): N, 0 (on the "
               "queue threads) or auto (the default: queues x depth, at most 32; none for ram "
               "and null)");
+  text_option("--transport", "transport",
+              "The kernel interface: dblock (dblock.ko), ublk (the kernel's ublk_drv, Linux "
+              "6.5+; no --attach, --recovery wait or resize) or auto (the default: dblock if "
+              "/dev/dblockctl exists, else ublk)");
   flag_option("--read-only", "read_only", "Make the disk read-only (and open a file read-only)");
   flag_option("--mlock", "mlock",
               "Lock the server's memory (mlockall), for serving under memory pressure");
@@ -137,6 +141,11 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < flags.size(); ++i) {
       if (flags[i].second->count() > 0) settings[flags[i].first] = flag_values[i] ? "true" : "false";
     }
+    if (const auto t = settings.find("transport"); attach && t != settings.end() && t->second == "ublk") {
+      throw std::invalid_argument(
+          "--attach goes with dblock.ko: a ublk device cannot be taken over yet (fix: "
+          "--transport dblock)");
+    }
     if ((attach || create_or_attach) && settings["backend"] == "ram") {
       throw std::invalid_argument(fmt::format(
           "--{} with the ram backend would serve zeros in place of the device's data "
@@ -165,6 +174,7 @@ int main(int argc, char** argv) {
   options.program = kProg;
   options.attach = attach;
   options.create_or_attach = create_or_attach;
+  options.transport = plan.transport;
   options.lock_memory = plan.lock_memory;
   options.workers = plan.workers;
   options.backend_description = backend.description;

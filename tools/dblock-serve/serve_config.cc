@@ -32,7 +32,8 @@ const char* const kKeys[kKeyCount] = {
     "name",      "backend",    "size",      "block_size", "queues",          "depth",
     "max_io",    "read_only",  "recovery",  "grace",      "timeout",         "mlock",
     "workers",   "direct_io",  "offset",    "size_limit", "ceph_conf",       "ceph_id",
-    "create_size", "connect_timeout", "lock_timeout", "rbd_cache", "aio", "connections"};
+    "create_size", "connect_timeout", "lock_timeout", "rbd_cache", "aio", "connections",
+    "transport"};
 
 namespace {
 
@@ -282,6 +283,15 @@ Plan make_plan(const Settings& settings) {
   }
   if (const auto it = settings.find("timeout"); it != settings.end()) {
     plan.device.timeout_ms = duration(it->first, it->second, dblock::parse_duration_ms);
+  }
+  if (const auto it = settings.find("transport"); it != settings.end()) {
+    plan.transport = dblock::parse_transport(it->second);
+    if (plan.transport == dblock::Transport::kUblk &&
+        plan.device.recovery == dblock::Recovery::kWait) {
+      throw std::invalid_argument(
+          "recovery wait goes with dblock.ko: a ublk device cannot be taken over yet (fix: "
+          "--recovery fail, or --transport dblock)");
+    }
   }
 
   only_for("workers", !rbd && !nbd,

@@ -24,7 +24,7 @@ using Settings = std::map<std::string, std::string, std::less<>>;
 // name backend size block_size queues depth max_io read_only recovery grace
 // timeout mlock workers direct_io offset size_limit ceph_conf ceph_id
 // create_size connect_timeout lock_timeout rbd_cache aio connections
-inline constexpr std::size_t kKeyCount = 24;
+inline constexpr std::size_t kKeyCount = 25;
 extern const char* const kKeys[kKeyCount];
 
 // Whether this dblock-serve was built with librbd (the rbd: backend).
@@ -70,6 +70,7 @@ struct RbdPlan {
 
 struct Plan {
   dblock::DeviceConfig device;
+  dblock::Transport transport = dblock::Transport::kAuto;
   BackendKind backend = BackendKind::kRam;
   std::string file;         // kFile: the path
   bool size_given = false;  // kFile/kRbd without it: the backend's size

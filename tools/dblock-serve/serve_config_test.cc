@@ -117,6 +117,28 @@ TEST(MakePlan, RecoveryGraceTimeoutAndMlock) {
   EXPECT_EQ(forever.device.grace_ms, 0u);
 }
 
+TEST(MakePlan, Transport) {
+  EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}}).transport,
+            dblock::Transport::kAuto);
+  EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"transport", "ublk"}})
+                .transport,
+            dblock::Transport::kUblk);
+  EXPECT_THROW(
+      make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"transport", "loop"}}),
+      std::invalid_argument);
+  // ublk devices cannot be taken over (yet): the wait policy would not hold.
+  try {
+    make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"}, {"transport", "ublk"}});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--transport dblock"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"},
+                       {"transport", "dblock"}})
+                .transport,
+            dblock::Transport::kDblock);
+}
+
 TEST(MakePlan, RefusesBadRecoverySettings) {
   const Settings base{{"name", "d"}, {"backend", "file:/x"}};
   const auto with = [&](std::string key, std::string value) {

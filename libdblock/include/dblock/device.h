@@ -22,6 +22,12 @@ enum class Recovery : std::uint8_t {
   kWait = DBLOCK_RECOVERY_WAIT,  // hold it for a new server (grace_ms)
 };
 
+// The kernel interface a device is served through: dblock.ko's
+// (/dev/dblockctl) or the kernel's own ublk (/dev/ublk-control, Linux 6.0+,
+// module ublk_drv; over io_uring).  kAuto: dblock.ko if its control device
+// exists, else ublk.
+enum class Transport : std::uint8_t { kAuto, kDblock, kUblk };
+
 // The shape of a device, as chosen by its creator (dblock_dev_config).
 // Thread-safety: plain value.
 struct DeviceConfig {
@@ -101,6 +107,10 @@ std::string to_string(DeviceState state);
 std::string to_string(Recovery recovery);
 // Parses "fail" or "wait"; throws std::invalid_argument otherwise.
 Recovery parse_recovery(std::string_view text);
+// "auto", "dblock" or "ublk".
+std::string to_string(Transport transport);
+// Parses "auto", "dblock" or "ublk"; throws std::invalid_argument otherwise.
+Transport parse_transport(std::string_view text);
 
 // Throw std::invalid_argument naming the offending field, so that users get
 // a precise message instead of the kernel's bare EINVAL.

@@ -53,6 +53,12 @@ struct ServeOptions {
   std::string backend_description;
   // More about the backend for that line only ("O_DIRECT, io_uring").
   std::string backend_details;
+  // The kernel interface (see Transport): kAuto takes dblock.ko when
+  // /dev/dblockctl exists, else ublk.  Over ublk the disk is the kernel's
+  // /dev/ublkbN, and serve() makes /dev/NAME a link to it; attaching, the
+  // "wait" recovery policy, handing over and online resize are dblock.ko's
+  // only (refused with a one-line error naming the fix).
+  Transport transport = Transport::kAuto;
   // Runs once the disk exists.  Default: print "serving /dev/NAME (...)" to
   // stdout.
   std::function<void(const DeviceInfo&)> on_started;

@@ -35,10 +35,15 @@ struct ServerOptions {
   // opened, shortened by fit_backend_description().  Skipped when empty or
   // when the module cannot keep it (no DBLOCK_FEAT_BACKEND_DESC).
   std::string backend_description;
+  // What device_id names: a dblock.ko device (/dev/dblock/ID) or a ublk
+  // device (/dev/ublkcID, added by serve() with Transport::kUblk).  kAuto
+  // means kDblock here.
+  Transport transport = Transport::kDblock;
 };
 
 // Serves one device, whatever its backend: one thread per hardware queue
-// loops on DBLOCK_IOC_SERVE, fetching requests and handing back answers.
+// loops on DBLOCK_IOC_SERVE (or, over ublk, on its io_uring commands
+// COMMIT_AND_FETCH_REQ), fetching requests and handing back answers.
 // Each request is checked against the device (range, alignment, ops and
 // flags it declared) before the backend sees it, and a backend's exception
 // becomes the request's errno (std::system_error: its code; std::bad_alloc:

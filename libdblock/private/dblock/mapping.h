@@ -16,8 +16,9 @@ namespace dblock {
 class Mapping {
  public:
   Mapping() = default;
-  // Maps `length` bytes of `fd` at `offset`; `what` names the file in errors.
-  Mapping(int fd, std::size_t length, off_t offset, std::string_view what);
+  // Maps `length` bytes of `fd` at `offset`, shared, read-write or (not
+  // `writable`) read-only; `what` names the file in errors.
+  Mapping(int fd, std::size_t length, off_t offset, std::string_view what, bool writable = true);
   // `length` bytes of private memory that read as zeroes and take memory
   // only where written (MAP_NORESERVE); `what` names it in errors.
   static Mapping anonymous(std::size_t length, std::string_view what);

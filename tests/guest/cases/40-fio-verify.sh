@@ -11,12 +11,8 @@ load_dblock
 queues=2
 start_sample fiodev --size 256M --queues $queues --depth 32 --max-io 128K
 for rw in randwrite write; do
-  fio --name=verify --filename=/dev/fiodev --ioengine=libaio --direct=1 \
-    --rw=$rw --bsrange=4k-512k --iodepth=32 --numjobs=$queues --size=96M \
-    --offset_increment=100M --verify=crc32c --verify_fatal=1 \
-    --do_verify=1 --group_reporting --output-format=terse >/tmp/fio.$rw.out \
-    || { cat /tmp/fio.$rw.out; die "fio $rw verify failed"; }
-  log "fio $rw: $(grep -v '^fio:' /tmp/fio.$rw.out | cut -d';' -f3,4 | head -1)"
+  fio_verify /dev/fiodev $rw --rw=$rw --bsrange=4k-512k --iodepth=32 --numjobs=$queues \
+    --size=96M --offset_increment=100M
 done
 fio --name=buffered --filename=/dev/fiodev --ioengine=psync --direct=0 \
   --rw=randrw --bs=4k --size=32M --verify=crc32c --verify_fatal=1 \

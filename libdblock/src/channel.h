@@ -1,0 +1,53 @@
+// Copyright (c) dblock authors.
+#ifndef DBLOCK_SRC_CHANNEL_H_
+#define DBLOCK_SRC_CHANNEL_H_
+
+#include <linux/dblock.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "dblock/device.h"
+
+namespace dblock::internal {
+
+// Where a Server's queues get their requests and send their answers: a
+// dblock.ko channel (/dev/dblock/ID) or a ublk device (/dev/ublkcID).  Both
+// speak in dblock's terms: requests as struct dblock_request, answers as
+// struct dblock_completion, data in one buffer per queue where request
+// `tag` owns the slot at tag x max_io_bytes.
+// Thread-safety: serve() for queue q only from q's thread; kick() from any
+// thread; the rest from one thread at a time.
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  // The device as the kernel sees it now.
+  virtual DeviceInfo info() = 0;
+  // Queue `queue`'s data buffer, for the life of the channel.
+  virtual std::span<std::byte> buffer(std::uint16_t queue) = 0;
+  // DBLOCK_IOC_SERVE's contract (see <linux/dblock.h>): hands back
+  // s.completions, fetches up to s.max_requests requests into s.requests_ptr
+  // (waiting for one unless DBLOCK_SERVE_NOWAIT), and sets nr_requests,
+  // nr_rejected and status.  The completions are consumed either way.
+  // Returns false if a signal interrupted the wait; throws Error otherwise.
+  virtual bool serve(dblock_serve& s) = 0;
+  // Ends queue `queue`'s current or next wait in serve().
+  virtual void kick(std::uint16_t queue) noexcept = 0;
+  // Makes the disk live once every queue has called serve() once.  Returns
+  // false if it was live already (a takeover).
+  virtual bool start() = 0;
+};
+
+// Opens /dev/dblock/<id>; `backend_description` as ServerOptions'.
+std::unique_ptr<Channel> open_dblock_channel(std::uint32_t id,
+                                             const std::string& backend_description);
+// Opens /dev/ublkc<id>, a ublk device added but not started (UblkControl).
+std::unique_ptr<Channel> open_ublk_channel(std::uint32_t id);
+
+}  // namespace dblock::internal
+
+#endif  // DBLOCK_SRC_CHANNEL_H_

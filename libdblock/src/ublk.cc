@@ -1,0 +1,543 @@
+// Copyright (c) dblock authors.
+// ublk as a transport: the control device and a Server's channel over
+// /dev/ublkcN (ublk.h, channel.h).  Built on liburing as Debian 12 has it
+// (2.3): URING_CMD SQEs are filled in by hand.
+#include "ublk.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "channel.h"
+#include "dblock/error.h"
+#include "dblock/mapping.h"
+
+#ifdef DBLOCK_HAVE_URING
+#include <liburing.h>
+#include <linux/ublk_cmd.h>
+#include <sys/ioctl.h>
+
+// Older UAPI headers (Debian 12's are 6.1's) lack the ioctl-encoded
+// commands, which ublk takes since 6.5 and requires where its legacy
+// opcodes are configured out.
+#ifndef UBLK_U_CMD_GET_FEATURES
+#define UBLK_U_CMD_GET_DEV_INFO _IOR('u', UBLK_CMD_GET_DEV_INFO, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_ADD_DEV _IOWR('u', UBLK_CMD_ADD_DEV, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_DEL_DEV _IOWR('u', UBLK_CMD_DEL_DEV, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_START_DEV _IOWR('u', UBLK_CMD_START_DEV, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_STOP_DEV _IOWR('u', UBLK_CMD_STOP_DEV, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_SET_PARAMS _IOWR('u', UBLK_CMD_SET_PARAMS, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_GET_PARAMS _IOR('u', UBLK_CMD_GET_PARAMS, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_GET_FEATURES _IOR('u', 0x13, struct ublksrv_ctrl_cmd)
+#define UBLK_U_IO_FETCH_REQ _IOWR('u', UBLK_IO_FETCH_REQ, struct ublksrv_io_cmd)
+#define UBLK_U_IO_COMMIT_AND_FETCH_REQ _IOWR('u', UBLK_IO_COMMIT_AND_FETCH_REQ, struct ublksrv_io_cmd)
+#endif
+#ifndef UBLK_F_CMD_IOCTL_ENCODE
+#define UBLK_F_CMD_IOCTL_ENCODE (1ULL << 6)
+#endif
+#endif  // DBLOCK_HAVE_URING
+
+namespace dblock::internal {
+
+bool ublk_present() {
+  return ::access(std::string(kUblkControlPath).c_str(), F_OK) == 0;
+}
+
+#ifdef DBLOCK_HAVE_URING
+namespace {
+
+constexpr std::uint32_t kAnyDevice = std::numeric_limits<std::uint32_t>::max();
+constexpr std::uint16_t kNoQueue = std::numeric_limits<std::uint16_t>::max();
+constexpr std::uint32_t kMaxDiscardSectors = std::numeric_limits<std::uint32_t>::max() >> 9;
+
+std::uint8_t shift_of(std::uint32_t bytes) {
+  return static_cast<std::uint8_t>(std::countr_zero(bytes));
+}
+
+std::size_t page_round(std::size_t bytes) {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+
+// A URING_CMD SQE (128 bytes: the ring is IORING_SETUP_SQE128) carrying
+// `payload` in its command area.
+template <typename Payload>
+void prep_command(io_uring_sqe* sqe, int fd, std::uint32_t op, const Payload& payload,
+                  std::uint64_t user_data) {
+  static_assert(sizeof(Payload) <= 80, "a URING_CMD carries at most 80 bytes");
+  std::memset(static_cast<void*>(sqe), 0, 2 * sizeof(io_uring_sqe));
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = fd;
+  sqe->cmd_op = op;
+  sqe->user_data = user_data;
+  std::memcpy(reinterpret_cast<unsigned char*>(sqe) + offsetof(io_uring_sqe, addr3), &payload,
+              sizeof(payload));
+}
+
+// An io_uring with 128-byte SQEs, torn down with its owner.
+struct Uring {
+  explicit Uring(unsigned entries, const std::string& what) {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SQE128;
+    const int rc = ::io_uring_queue_init_params(entries, &ring, &params);
+    if (rc < 0) {
+      throw Error(-rc, fmt::format("{}: io_uring_queue_init_params", what),
+                  -rc == EPERM ? "io_uring is not allowed here, by a container's seccomp profile "
+                                 "or kernel.io_uring_disabled; fix: use --transport dblock"
+                               : "");
+    }
+  }
+  Uring(const Uring&) = delete;
+  Uring& operator=(const Uring&) = delete;
+  ~Uring() { ::io_uring_queue_exit(&ring); }
+
+  io_uring ring{};
+};
+
+}  // namespace
+
+struct UblkControl::Ring : Uring {
+  using Uring::Uring;
+};
+
+UblkControl::UblkControl() {
+  const std::string path(kUblkControlPath);
+  fd_.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd_) {
+    const int err = errno;
+    throw Error(err, fmt::format("ublk: open {}", path),
+                err == ENOENT   ? "fix: load the kernel's ublk driver: sudo modprobe ublk_drv"
+                : err == EACCES ? "fix: run it as root"
+                                : "");
+  }
+  ring_ = std::make_unique<Ring>(4, "ublk: control ring");
+  std::uint64_t features = 0;
+  const int rc = command(UBLK_U_CMD_GET_FEATURES, 0, &features, sizeof(features), 0);
+  if (rc < 0) {
+    throw Error(-rc, "ublk: UBLK_U_CMD_GET_FEATURES",
+                "this kernel's ublk is older than Linux 6.5; fix: use --transport dblock");
+  }
+  features_ = features;
+  if ((features_ & UBLK_F_CMD_IOCTL_ENCODE) == 0) {
+    throw Error(EOPNOTSUPP, "ublk: the driver lacks UBLK_F_CMD_IOCTL_ENCODE",
+                "fix: use --transport dblock");
+  }
+}
+
+UblkControl::~UblkControl() = default;
+
+int UblkControl::command(std::uint32_t op, std::uint32_t id, void* buffer, std::uint16_t length,
+                         std::uint64_t data) {
+  io_uring* ring = &ring_->ring;
+  io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+  if (sqe == nullptr) return -EBUSY;
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = id;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(buffer);
+  cmd.len = length;
+  cmd.data[0] = data;
+  prep_command(sqe, fd_.get(), op, cmd, op);
+  int rc;
+  do {
+    rc = ::io_uring_submit_and_wait(ring, 1);
+  } while (rc == -EINTR);
+  if (rc < 0) return rc;
+  io_uring_cqe* cqe = nullptr;
+  do {
+    rc = ::io_uring_wait_cqe(ring, &cqe);
+  } while (rc == -EINTR);
+  if (rc < 0) return rc;
+  const int res = cqe->res;
+  ::io_uring_cqe_seen(ring, cqe);
+  return res;
+}
+
+std::uint32_t UblkControl::add(const DeviceConfig& config) {
+  const std::string what = fmt::format("ublk: add a device for '{}'", config.name);
+  if (config.recovery == Recovery::kWait) {
+    throw std::invalid_argument(fmt::format(
+        "{}: the 'wait' recovery policy is dblock.ko's only for now (fix: --recovery fail, or "
+        "--transport dblock)",
+        what));
+  }
+  if (config.queue_depth > UBLK_MAX_QUEUE_DEPTH) {
+    throw std::invalid_argument(
+        fmt::format("{}: depth {} is above ublk's {}", what, config.queue_depth,
+                    UBLK_MAX_QUEUE_DEPTH));
+  }
+  const std::uint32_t physical = std::max(config.physical_block_size, config.block_size);
+  const std::uint32_t io_opt = config.io_opt_bytes != 0 ? config.io_opt_bytes : physical;
+  if (!std::has_single_bit(physical) || !std::has_single_bit(io_opt)) {
+    throw std::invalid_argument(fmt::format(
+        "{}: ublk takes powers of two for the physical block and the optimal I/O size", what));
+  }
+
+  ublksrv_ctrl_dev_info dev{};
+  dev.nr_hw_queues = config.queues;
+  dev.queue_depth = config.queue_depth;
+  dev.max_io_buf_bytes = config.max_io_bytes;
+  dev.dev_id = kAnyDevice;
+  dev.ublksrv_pid = ::getpid();
+  dev.flags = UBLK_F_CMD_IOCTL_ENCODE;
+  int rc = command(UBLK_U_CMD_ADD_DEV, kAnyDevice, &dev, sizeof(dev), 0);
+  if (rc < 0) throw Error(-rc, fmt::format("{}: UBLK_U_CMD_ADD_DEV", what));
+  const std::uint32_t id = dev.dev_id;
+
+  ublk_params params{};
+  params.len = sizeof(params);
+  params.types = UBLK_PARAM_TYPE_BASIC;
+  ublk_param_basic& basic = params.basic;
+  if (config.read_only) basic.attrs |= UBLK_ATTR_READ_ONLY;
+  if (config.flush) basic.attrs |= UBLK_ATTR_VOLATILE_CACHE | UBLK_ATTR_FUA;
+  basic.logical_bs_shift = shift_of(config.block_size);
+  basic.physical_bs_shift = shift_of(physical);
+  basic.io_min_shift = shift_of(physical);
+  basic.io_opt_shift = shift_of(io_opt);
+  basic.max_sectors = std::min(config.max_io_bytes, dev.max_io_buf_bytes) >> 9;
+  basic.dev_sectors = config.size_bytes >> 9;
+  if (config.discard || config.write_zeroes) {
+    params.types |= UBLK_PARAM_TYPE_DISCARD;
+    ublk_param_discard& discard = params.discard;
+    discard.discard_granularity =
+        config.discard_granularity != 0 ? config.discard_granularity : config.block_size;
+    discard.max_discard_segments = 1;
+    if (config.discard) {
+      discard.max_discard_sectors =
+          config.max_discard_bytes != 0 ? config.max_discard_bytes >> 9 : kMaxDiscardSectors;
+    }
+    if (config.write_zeroes) {
+      discard.max_write_zeroes_sectors = config.max_write_zeroes_bytes != 0
+                                             ? config.max_write_zeroes_bytes >> 9
+                                             : kMaxDiscardSectors;
+    }
+  }
+  rc = command(UBLK_U_CMD_SET_PARAMS, id, &params, sizeof(params), 0);
+  if (rc < 0) {
+    const int err = -rc;
+    remove(id);
+    throw Error(err, fmt::format("{}: UBLK_U_CMD_SET_PARAMS on device {}", what, id));
+  }
+  return id;
+}
+
+void UblkControl::start(std::uint32_t id) {
+  const int rc =
+      command(UBLK_U_CMD_START_DEV, id, nullptr, 0, static_cast<std::uint64_t>(::getpid()));
+  if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_START_DEV on device {}", id));
+}
+
+void UblkControl::stop(std::uint32_t id) {
+  const int rc = command(UBLK_U_CMD_STOP_DEV, id, nullptr, 0, 0);
+  if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_STOP_DEV on device {}", id));
+}
+
+void UblkControl::remove(std::uint32_t id) {
+  const int rc = command(UBLK_U_CMD_DEL_DEV, id, nullptr, 0, 0);
+  if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_DEL_DEV on device {}", id));
+}
+
+DeviceInfo UblkControl::info(std::uint32_t id) {
+  ublksrv_ctrl_dev_info dev{};
+  int rc = command(UBLK_U_CMD_GET_DEV_INFO, id, &dev, sizeof(dev), 0);
+  if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_GET_DEV_INFO on device {}", id));
+  ublk_params params{};
+  params.len = sizeof(params);
+  rc = command(UBLK_U_CMD_GET_PARAMS, id, &params, sizeof(params), 0);
+  if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_GET_PARAMS on device {}", id));
+
+  DeviceInfo info;
+  DeviceConfig& c = info.config;
+  c.name = fmt::format("ublkb{}", id);
+  c.size_bytes = params.basic.dev_sectors << 9;
+  c.block_size = 1U << params.basic.logical_bs_shift;
+  c.physical_block_size = 1U << params.basic.physical_bs_shift;
+  c.io_opt_bytes = 1U << params.basic.io_opt_shift;
+  c.max_io_bytes = params.basic.max_sectors << 9;
+  c.queues = dev.nr_hw_queues;
+  c.queue_depth = dev.queue_depth;
+  c.read_only = (params.basic.attrs & UBLK_ATTR_READ_ONLY) != 0;
+  c.flush = (params.basic.attrs & UBLK_ATTR_VOLATILE_CACHE) != 0;
+  if (params.types & UBLK_PARAM_TYPE_DISCARD) {
+    c.discard = params.discard.max_discard_sectors != 0;
+    c.write_zeroes = params.discard.max_write_zeroes_sectors != 0;
+    c.discard_granularity = params.discard.discard_granularity;
+    c.max_discard_bytes = params.discard.max_discard_sectors << 9;
+    c.max_write_zeroes_bytes = params.discard.max_write_zeroes_sectors << 9;
+  }
+  c.recovery = Recovery::kFail;
+  info.id = id;
+  info.state = dev.state == UBLK_S_DEV_LIVE ? DeviceState::kLive : DeviceState::kCreated;
+  info.server_pid = dev.ublksrv_pid;
+  info.buffer_bytes = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(std::uint64_t{c.queue_depth} * c.max_io_bytes,
+                              std::numeric_limits<std::uint32_t>::max()));
+  return info;
+}
+
+namespace {
+
+// user_data of the read that a kick ends (a tag is below 4096).
+constexpr std::uint64_t kKickData = std::numeric_limits<std::uint64_t>::max();
+
+// A Server's view of /dev/ublkcN: per queue, an io_uring in which every tag
+// has a FETCH_REQ or COMMIT_AND_FETCH_REQ outstanding, the kernel's request
+// descriptors (mapped read-only), the data buffer whose slot tag x
+// max_io_bytes each tag's commands name, and an eventfd whose pending read
+// a kick ends.
+class UblkChannel final : public Channel {
+ public:
+  explicit UblkChannel(std::uint32_t id)
+      : id_(id), path_(fmt::format("/dev/ublkc{}", id)), info_(control_.info(id)) {
+    context_ = fmt::format("serve ublk device {}", id);
+    fd_.reset(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd_) {
+      const int err = errno;
+      throw Error(err, fmt::format("{}: open {}", context_, path_),
+                  err == EBUSY ? "another server is attached" : "");
+    }
+    const DeviceConfig& c = info_.config;
+    const std::size_t descs = page_round(std::size_t{c.queue_depth} * sizeof(ublksrv_io_desc));
+    const std::size_t stride = page_round(UBLK_MAX_QUEUE_DEPTH * sizeof(ublksrv_io_desc));
+    const unsigned entries = std::bit_ceil(unsigned{c.queue_depth} + 1);
+    queues_.reserve(c.queues);
+    for (std::uint16_t q = 0; q < c.queues; ++q) {
+      const std::string what = fmt::format("{} (queue {})", path_, q);
+      auto queue = std::make_unique<Queue>(entries, what);
+      queue->descs = Mapping(fd_.get(), descs,
+                             static_cast<off_t>(UBLKSRV_CMD_BUF_OFFSET + q * stride), what, false);
+      queue->buffer = Mapping::anonymous(std::size_t{c.queue_depth} * c.max_io_bytes, what);
+      queue->kick.reset(::eventfd(0, EFD_CLOEXEC));
+      if (!queue->kick) {
+        const int err = errno;
+        throw Error(err, fmt::format("{}: eventfd", what));
+      }
+      queue->lengths.assign(c.queue_depth, 0);
+      queue->rw.assign(c.queue_depth, false);
+      queue->given.assign(c.queue_depth, false);
+      queues_.push_back(std::move(queue));
+    }
+  }
+
+  DeviceInfo info() override {
+    DeviceInfo now = control_.info(id_);
+    now.backend = info_.backend;
+    return now;
+  }
+
+  std::span<std::byte> buffer(std::uint16_t queue) override {
+    return queues_.at(queue)->buffer.bytes();
+  }
+
+  bool serve(dblock_serve& s) override {
+    Queue& q = *queues_.at(s.queue);
+    io_uring* ring = &q.ring.ring;
+    const std::uint16_t depth = info_.config.queue_depth;
+    s.nr_requests = 0;
+    s.nr_rejected = 0;
+    s.status = 0;
+
+    const auto* completions = reinterpret_cast<const dblock_completion*>(s.completions_ptr);
+    for (std::uint32_t i = 0; i < s.nr_completions; ++i) {
+      const dblock_completion& c = completions[i];
+      if (c.tag >= depth || !q.given[c.tag]) {
+        ++s.nr_rejected;
+        continue;
+      }
+      // ublk counts the bytes of a read or write done: all of them, or an
+      // error.
+      const int result = (c.result == 0 && q.rw[c.tag]) ? static_cast<int>(q.lengths[c.tag])
+                                                          : c.result;
+      q.given[c.tag] = false;
+      io(q, UBLK_U_IO_COMMIT_AND_FETCH_REQ, s.queue, c.tag, result);
+    }
+    if (!q.fetching) {
+      for (std::uint16_t tag = 0; tag < depth; ++tag) io(q, UBLK_U_IO_FETCH_REQ, s.queue, tag, 0);
+      q.fetching = true;
+    }
+    if (!q.kick_armed) {
+      io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+      std::memset(static_cast<void*>(sqe), 0, 2 * sizeof(io_uring_sqe));
+      ::io_uring_prep_read(sqe, q.kick.get(), &q.kick_count, sizeof(q.kick_count), 0);
+      sqe->user_data = kKickData;
+      q.kick_armed = true;
+    }
+
+    const bool wait = (s.flags & DBLOCK_SERVE_NOWAIT) == 0 && s.max_requests > 0;
+    const int rc = ::io_uring_submit_and_wait(ring, wait ? 1 : 0);
+    if (rc == -EINTR) return false;
+    if (rc < 0) {
+      throw Error(-rc, fmt::format("{}: io_uring_submit_and_wait (queue {})", context_, s.queue));
+    }
+    // When stopping (no new requests wanted), what the kernel hands us now
+    // stays in the ring: the kernel fails or requeues it when we close.
+    if (s.max_requests == 0) return true;
+
+    unsigned head = 0;
+    unsigned seen = 0;
+    int error = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      if (cqe->user_data == kKickData) {
+        ++seen;
+        q.kick_armed = false;
+        continue;
+      }
+      if (s.nr_requests == s.max_requests) break;
+      ++seen;
+      const auto tag = static_cast<std::uint16_t>(cqe->user_data);
+      if (cqe->res == UBLK_IO_RES_ABORT) {
+        s.status |= DBLOCK_SERVE_GONE;
+        continue;
+      }
+      if (cqe->res != UBLK_IO_RES_OK || tag >= depth) {
+        error = cqe->res < 0 ? -cqe->res : EPROTO;
+        continue;
+      }
+      dblock_request r = request(q, tag);
+      std::memcpy(reinterpret_cast<unsigned char*>(s.requests_ptr) +
+                      std::size_t{s.nr_requests} * s.request_size,
+                  &r, sizeof(r));
+      ++s.nr_requests;
+    }
+    ::io_uring_cq_advance(ring, seen);
+    if (error != 0) {
+      throw Error(error, fmt::format("{}: a fetch or commit of queue {} failed", context_,
+                                     s.queue));
+    }
+    return true;
+  }
+
+  void kick(std::uint16_t queue) noexcept override {
+    const std::uint64_t one = 1;
+    (void)!::write(queues_.at(queue)->kick.get(), &one, sizeof(one));
+  }
+
+  bool start() override {
+    control_.start(id_);
+    return true;
+  }
+
+ private:
+  struct Queue {
+    Queue(unsigned entries, const std::string& what) : ring(entries, what) {}
+    Uring ring;
+    Mapping descs;
+    Mapping buffer;
+    UniqueFd kick;
+    std::uint64_t kick_count = 0;
+    bool kick_armed = false;
+    bool fetching = false;
+    std::vector<std::uint32_t> lengths;  // of each tag's read or write
+    std::vector<bool> rw;                // whether it is a read or write
+    std::vector<bool> given;             // with the server, to be answered
+  };
+
+  // FETCH_REQ or COMMIT_AND_FETCH_REQ for `tag`: its data goes to and from
+  // its slot of the queue's buffer.
+  void io(Queue& q, std::uint32_t op, std::uint16_t queue, std::uint16_t tag, int result) {
+    io_uring_sqe* sqe = ::io_uring_get_sqe(&q.ring.ring);
+    if (sqe == nullptr) {
+      // Cannot happen: the ring has room for every tag and the kick.
+      throw Error(EOVERFLOW, fmt::format("{}: queue {}'s ring is full", context_, queue));
+    }
+    ublksrv_io_cmd cmd{};
+    cmd.q_id = queue;
+    cmd.tag = tag;
+    cmd.result = result;
+    cmd.addr = reinterpret_cast<std::uintptr_t>(q.buffer.bytes().data()) +
+               std::uint64_t{tag} * info_.config.max_io_bytes;
+    prep_command(sqe, fd_.get(), op, cmd, tag);
+  }
+
+  // The request the kernel put in `tag`'s descriptor, in dblock's terms.
+  dblock_request request(Queue& q, std::uint16_t tag) const {
+    const auto* descs = reinterpret_cast<const ublksrv_io_desc*>(q.descs.bytes().data());
+    ublksrv_io_desc d{};
+    std::memcpy(&d, &descs[tag], sizeof(d));
+    const std::uint32_t flags = d.op_flags >> 8;
+    dblock_request r{};
+    r.tag = tag;
+    r.offset = d.start_sector << 9;
+    r.length = d.nr_sectors << 9;
+    switch (d.op_flags & 0xff) {
+      case UBLK_IO_OP_READ:
+        r.op = DBLOCK_OP_READ;
+        break;
+      case UBLK_IO_OP_WRITE:
+        r.op = DBLOCK_OP_WRITE;
+        if (flags & (UBLK_IO_F_FUA >> 8)) r.flags |= DBLOCK_REQ_FUA;
+        break;
+      case UBLK_IO_OP_FLUSH:
+        r.op = DBLOCK_OP_FLUSH;
+        r.length = 0;
+        break;
+      case UBLK_IO_OP_DISCARD:
+        r.op = DBLOCK_OP_DISCARD;
+        break;
+      case UBLK_IO_OP_WRITE_ZEROES:
+        r.op = DBLOCK_OP_WRITE_ZEROES;
+        if (flags & (UBLK_IO_F_NOUNMAP >> 8)) r.flags |= DBLOCK_REQ_NOUNMAP;
+        break;
+      default:
+        r.op = 0xff;  // refused by the request checks with EIO
+        break;
+    }
+    const bool rw = r.op == DBLOCK_OP_READ || r.op == DBLOCK_OP_WRITE;
+    q.rw[tag] = rw;
+    q.lengths[tag] = rw ? r.length : 0;
+    q.given[tag] = true;
+    return r;
+  }
+
+  UblkControl control_;
+  std::uint32_t id_;
+  std::string path_;
+  std::string context_;
+  DeviceInfo info_;
+  UniqueFd fd_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+};
+
+}  // namespace
+
+std::unique_ptr<Channel> open_ublk_channel(std::uint32_t id) {
+  return std::make_unique<UblkChannel>(id);
+}
+
+#else  // !DBLOCK_HAVE_URING
+
+namespace {
+[[noreturn]] void no_uring() {
+  throw Error(EOPNOTSUPP, "ublk: this libdblock was built without liburing",
+              "fix: install liburing-dev and rebuild, or use --transport dblock");
+}
+}  // namespace
+
+struct UblkControl::Ring {};
+UblkControl::UblkControl() { no_uring(); }
+UblkControl::~UblkControl() = default;
+std::uint32_t UblkControl::add(const DeviceConfig&) { no_uring(); }
+void UblkControl::start(std::uint32_t) { no_uring(); }
+void UblkControl::stop(std::uint32_t) { no_uring(); }
+void UblkControl::remove(std::uint32_t) { no_uring(); }
+DeviceInfo UblkControl::info(std::uint32_t) { no_uring(); }
+int UblkControl::command(std::uint32_t, std::uint32_t, void*, std::uint16_t, std::uint64_t) {
+  no_uring();
+}
+std::unique_ptr<Channel> open_ublk_channel(std::uint32_t) { no_uring(); }
+
+#endif  // DBLOCK_HAVE_URING
+
+}  // namespace dblock::internal

@@ -1,0 +1,63 @@
+// Copyright (c) dblock authors.
+// The kernel's ublk driver as a second transport (Transport::kUblk): its
+// control device, and (channel.h) a Server's queues over /dev/ublkcN.
+#ifndef DBLOCK_SRC_UBLK_H_
+#define DBLOCK_SRC_UBLK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "dblock/device.h"
+#include "dblock/unique_fd.h"
+
+namespace dblock::internal {
+
+inline constexpr std::string_view kUblkControlPath = "/dev/ublk-control";
+
+// /dev/ublk-control: adds, starts, stops and deletes ublk devices, one
+// command at a time through an io_uring of its own (URING_CMD).  Needs
+// Linux 6.5 or later (UBLK_U_CMD_GET_FEATURES, ioctl-encoded commands).
+// Thread-safety: one thread at a time; use one per thread.
+class UblkControl {
+ public:
+  // Throws Error: ENOENT (module ublk_drv not loaded, with the fix),
+  // EOPNOTSUPP (no io_uring in this build or this kernel, too old a ublk).
+  UblkControl();
+  UblkControl(const UblkControl&) = delete;
+  UblkControl& operator=(const UblkControl&) = delete;
+  ~UblkControl();
+
+  // UBLK_F_* of the kernel's driver.
+  std::uint64_t features() const { return features_; }
+  // Adds a device of `config`'s shape (ADD_DEV, SET_PARAMS), not started:
+  // its queues must fetch before start().  Returns its id (/dev/ublkcID,
+  // /dev/ublkbID).  Throws std::invalid_argument for what ublk cannot do.
+  std::uint32_t add(const DeviceConfig& config);
+  // START_DEV: waits until every queue has fetched, then adds the disk.
+  void start(std::uint32_t id);
+  // STOP_DEV: removes the disk; the queues' fetches end (UBLK_IO_RES_ABORT).
+  void stop(std::uint32_t id);
+  // DEL_DEV: once its server has closed /dev/ublkcID.
+  void remove(std::uint32_t id);
+  // The device as the kernel has it (GET_DEV_INFO, GET_PARAMS); its name is
+  // the disk's, "ublkbID".
+  DeviceInfo info(std::uint32_t id);
+
+ private:
+  struct Ring;
+  int command(std::uint32_t op, std::uint32_t id, void* buffer, std::uint16_t length,
+              std::uint64_t data);
+
+  UniqueFd fd_;
+  std::unique_ptr<Ring> ring_;
+  std::uint64_t features_ = 0;
+};
+
+// Whether /dev/ublk-control exists.
+bool ublk_present();
+
+}  // namespace dblock::internal
+
+#endif  // DBLOCK_SRC_UBLK_H_

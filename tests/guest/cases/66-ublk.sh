@@ -1,0 +1,135 @@
+#!/bin/bash
+# libdblock over the kernel's ublk instead of dblock.ko (dblock-serve
+# --transport ublk; auto picks it when dblock.ko is not loaded): the seed flow
+# (ext4, files, e2fsck, remount), fio verify at QD32 on two queues, discard
+# and write zeroes reaching a file backend, SIGTERM deleting the device and its
+# /dev/NAME link with the server exiting 0, and one-line errors for what only
+# dblock.ko does.  Skipped where the kernel has no ublk_drv (Debian 12's 6.1).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../dblock-lib.sh"
+
+if grep -q '^dblock ' /proc/modules; then rmmod dblock; fi
+if ! modprobe ublk_drv 2>/tmp/modprobe.err; then
+  log "no ublk_drv in $(uname -r) ($(head -n 1 /tmp/modprobe.err)): skipped"
+  exit 77
+fi
+mnt=/tmp/ublk-mnt
+img=/tmp/ublk-case.img
+# Servers and mounts of a failed run must not outlive it.
+cleanup_ublk() {
+  local rc=$?
+  trap - EXIT
+  set +e
+  umount -l "$mnt" 2>/dev/null
+  pkill -TERM -f "$DBLOCK_BIN/dblock-serve" 2>/dev/null
+  sleep 1
+  pkill -KILL -f "$DBLOCK_BIN/dblock-serve" 2>/dev/null
+  rm -f "$img"
+  exit "$rc"
+}
+trap cleanup_ublk EXIT
+
+# ublk_of NAME: N of the /dev/ublkbN that /dev/NAME links to.
+ublk_of() {
+  local target
+  [[ -L /dev/$1 ]] || die "/dev/$1 is not a link"
+  target=$(readlink "/dev/$1")
+  [[ $target =~ ^ublkb([0-9]+)$ ]] || die "/dev/$1 links to '$target', not a ublk disk"
+  echo "${BASH_REMATCH[1]}"
+}
+
+# stop_ublk NAME: SIGTERM deletes the device; the server exits 0.
+stop_ublk() {
+  local n
+  n=$(ublk_of "$1")
+  kill -TERM "$SERVE_PID"
+  wait_exit "$SERVE_PID" 60
+  wait_gone "/dev/$1" 10
+  wait_gone "/dev/ublkb$n" 10
+  wait_gone "/dev/ublkc$n" 10
+  grep -q "/dev/$1 was destroyed, exiting" "/tmp/serve-$1.log" ||
+    { cat "/tmp/serve-$1.log"; die "no exit message"; }
+}
+
+# 1. The seed flow on RAM; without dblock.ko, auto takes ublk.
+start_serve uvol --backend ram --size 256M --queues 2 --depth 32
+grep -q "serving /dev/uvol -> /dev/ublkb[0-9]*, ublk" /tmp/serve-uvol.log ||
+  { cat /tmp/serve-uvol.log; die "the server does not say it serves over ublk"; }
+n=$(ublk_of uvol)
+assert_eq $((256 << 20)) "$(blockdev --getsize64 /dev/uvol)" "size of /dev/uvol"
+assert_eq 2 "$(ls /sys/block/ublkb"$n"/mq | wc -l)" "hardware queues of ublkb$n"
+mkfs.ext4 -q /dev/uvol
+mkdir -p "$mnt"
+mount /dev/uvol "$mnt"
+write_files "$mnt/data" 20
+check_files "$mnt/data"
+umount "$mnt"
+e2fsck -fn /dev/uvol
+mount /dev/uvol "$mnt"
+check_files "$mnt/data"
+umount "$mnt"
+fio_verify /dev/uvol randwrite --rw=randwrite --bsrange=4k-512k --iodepth=32 --numjobs=2 \
+  --size=96M --offset_increment=100M
+assert_eq "0 0" "$(awk '{print $1, $2}' /sys/block/ublkb"$n"/inflight)" "in flight after fio"
+stop_ublk uvol
+
+# 2. A file backend: flush, discard and write zeroes reach it; SIGTERM
+# waits for the file system on it to be unmounted.
+truncate -s 64M "$img"
+start_serve ufile --transport ublk --backend "file:$img" --queues 1
+n=$(ublk_of ufile)
+assert_eq "write back" "$(cat /sys/block/ublkb"$n"/queue/write_cache)" "write cache of ublkb$n"
+[[ $(cat /sys/block/ublkb"$n"/queue/discard_max_bytes) -gt 0 ]] || die "ublkb$n has no discard"
+dd if=/dev/urandom of=/dev/ufile bs=1M count=16 oflag=direct status=none
+sync /dev/ufile
+before=$(allocated_bytes "$img")
+((before >= 16 << 20)) || die "the image holds $before bytes after 16 MiB were written"
+blkdiscard -o 0 -l $((8 << 20)) /dev/ufile
+after=$(allocated_bytes "$img")
+((after <= before - (8 << 20))) || die "discard freed $((before - after)) bytes of the image, not 8 MiB"
+blkdiscard -z -o $((8 << 20)) -l $((4 << 20)) /dev/ufile
+cmp -n $((4 << 20)) <(dd if=/dev/ufile bs=1M skip=8 count=4 iflag=direct status=none) /dev/zero ||
+  die "write zeroes left data"
+# A signal destroys the disk only once it is unmounted (as with dblock.ko).
+mkfs.ext4 -q /dev/ufile
+mount /dev/ufile "$mnt"
+kill -TERM "$SERVE_PID"
+deadline=$((SECONDS + 30))
+until grep -q "got SIGTERM, destroying /dev/ufile" /tmp/serve-ufile.log; do
+  ((SECONDS < deadline)) || die "the server did not take SIGTERM"
+  sleep 0.1
+done
+# The disk still takes writes: sync fails if it went.
+write_files "$mnt/data" 5
+sync -f "$mnt/data/big" || die "the mounted disk failed after SIGTERM"
+umount "$mnt"
+wait_exit "$SERVE_PID" 60
+wait_gone /dev/ufile 10
+wait_gone "/dev/ublkb$n" 10
+
+# 3. What only dblock.ko does is refused in one line, before anything
+# exists: as a usage error (2) when --transport ublk is given, by the library
+# (1) when auto chose ublk.
+# refused CODE ARGS...
+refused() {
+  local code=$1 rc=0 out
+  shift
+  out=$("$SERVE" urefused --backend file:"$img" "$@" 2>&1) || rc=$?
+  assert_eq "$code" "$rc" "exit code of dblock-serve $*"
+  assert_eq 1 "$(wc -l <<<"$out")" "lines of output of dblock-serve $*: $out"
+  grep -q "transport dblock" <<<"$out" || die "no fix in: $out"
+  [[ ! -e /dev/urefused ]] || die "/dev/urefused exists after a refusal"
+}
+refused 2 --transport ublk --attach
+refused 2 --transport ublk --recovery wait
+refused 1 --recovery wait
+ls /dev/ublkc* 2>/dev/null && die "ublk devices left: $(ls /dev/ublkc*)"
+
+# 4. Without the driver, the error says how to load it.
+rmmod ublk_drv
+rc=0
+out=$("$SERVE" unomod --transport ublk --backend ram --size 64M 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit code without ublk_drv"
+grep -q "(fix: load the kernel.s ublk driver: sudo modprobe ublk_drv)$" <<<"$out" || die "no fix in: $out"
+log "without ublk_drv: $out"
