@@ -11,7 +11,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "dblock/control_device.h"
 #include "dblock/ram_backend.h"
 #include "dblock/serve.h"
 #include "dblock/size.h"
@@ -69,7 +68,7 @@ int main(int argc, char** argv) {
 
   if (destroy) {
     try {
-      dblock::ControlDevice().destroy(config.name);
+      dblock::destroy_device(config.name);
     } catch (const std::exception& e) {
       complain(dblock::explain_error(e));
       return dblock::tool::kExitFailure;

@@ -1,12 +1,12 @@
 // Copyright (c) dblock authors.
 #include "dblock/serve.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -57,28 +57,15 @@ class Printer {
 constexpr int kDestroyAttempts = 100;
 constexpr std::chrono::milliseconds kDestroyRetry{200};
 
-// Over ublk, the kernel would stop a disk in use: as dblock.ko does, it is
-// stopped only once no one holds it (a mounted file system holds it
-// exclusively, so an exclusive open fails with EBUSY).
-void ublk_destroy(std::uint32_t id) {
-  const std::string disk = fmt::format("/dev/ublkb{}", id);
-  const UniqueFd held(::open(disk.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
-  if (!held && errno == EBUSY) {
-    throw Error(EBUSY, fmt::format("destroy ublk device {}: open {} exclusively", id, disk),
-                "is its disk mounted or open?");
-  }
-  internal::UblkControl().stop(id);
-}
-
 // Destroys the device, which makes the server see GONE and run() return.
 // Over ublk: stops it (its disk goes; DEL_DEV follows once the server has
 // closed its queues).
-void destroy_device(const std::string& name, const Printer& out,
-                    std::optional<std::uint32_t> ublk_id = std::nullopt) {
+void destroy_retrying(const std::string& name, const Printer& out,
+                      std::optional<std::uint32_t> ublk_id) {
   for (int attempt = 1;; ++attempt) {
     try {
       if (ublk_id) {
-        ublk_destroy(*ublk_id);
+        internal::ublk_destroy(*ublk_id, false);
       } else {
         ControlDevice().destroy(name);
       }
@@ -166,7 +153,7 @@ class SignalWatcher {
         return;
       }
       out.say(fmt::format("got SIG{}, destroying /dev/{}", ::sigabbrev_np(sig), name));
-      destroy_device(name, out, ublk_id);
+      destroy_retrying(name, out, ublk_id);
       return;
     }
   }
@@ -209,6 +196,20 @@ std::optional<DeviceInfo> find_unserved(const std::string& name, std::uint64_t b
 }
 
 }  // namespace
+
+void destroy_device(const std::string& name, bool force) {
+  if (const auto id = internal::ublk_id_of(name)) {
+    // Its server, gone, could not remove the link it made.
+    const std::string link = fmt::format("/dev/{}", name);
+    struct stat st {};
+    if (internal::ublk_destroy(*id, force) && ::lstat(link.c_str(), &st) == 0 &&
+        S_ISLNK(st.st_mode)) {
+      ::unlink(link.c_str());
+    }
+  } else {
+    ControlDevice().destroy(name, force);
+  }
+}
 
 std::string explain_error(const std::exception& error) {
   const auto* system = dynamic_cast<const std::system_error*>(&error);

@@ -5,10 +5,12 @@
 #include "ublk.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cerrno>
 #include <cstddef>
@@ -52,6 +54,42 @@ namespace dblock::internal {
 
 bool ublk_present() {
   return ::access(std::string(kUblkControlPath).c_str(), F_OK) == 0;
+}
+
+std::optional<std::uint32_t> ublk_id_of(const std::string& name) {
+  std::string disk = name;
+  std::array<char, 64> target{};
+  const std::string path = "/dev/" + name;
+  const ssize_t n = ::readlink(path.c_str(), target.data(), target.size() - 1);
+  if (n > 0) disk.assign(target.data(), static_cast<std::size_t>(n));
+  constexpr std::string_view prefix = "ublkb";
+  if (!disk.starts_with(prefix) || disk.size() == prefix.size() || disk.size() > prefix.size() + 9 ||
+      disk.find_first_not_of("0123456789", prefix.size()) != std::string::npos) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint32_t>(std::stoul(disk.substr(prefix.size())));
+}
+
+bool ublk_destroy(std::uint32_t id, bool force) {
+  const std::string disk = fmt::format("/dev/ublkb{}", id);
+  if (!force) {
+    const UniqueFd held(::open(disk.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+    if (!held && errno == EBUSY) {
+      throw Error(EBUSY, fmt::format("destroy ublk device {}: open {} exclusively", id, disk),
+                  "is its disk mounted or open?");
+    }
+  }
+  UblkControl control;
+  const DeviceInfo info = control.info(id);
+  control.stop(id);
+  // A live server deletes the device once it has seen the stop; one that
+  // died (SIGKILL) left it to us.  (When it died, the kernel may have
+  // stopped the device already and cleared the pid to -1.)
+  if (info.server_pid <= 0 || (::kill(info.server_pid, 0) < 0 && errno == ESRCH)) {
+    control.remove(id);
+    return true;
+  }
+  return false;
 }
 
 #ifdef DBLOCK_HAVE_URING

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -57,6 +58,16 @@ class UblkControl {
 
 // Whether /dev/ublk-control exists.
 bool ublk_present();
+
+// The ublk device /dev/`name` is (a link to /dev/ublkbN, as serve() makes,
+// or ublkbN itself), if it is one.
+std::optional<std::uint32_t> ublk_id_of(const std::string& name);
+
+// Stops ublk device `id` (its server then deletes it and exits); unless
+// `force`, only once no one holds its disk: Error EBUSY while a file system
+// is mounted on it or it is open exclusively.  A device whose server died
+// is deleted here: returns true then.
+bool ublk_destroy(std::uint32_t id, bool force);
 
 }  // namespace dblock::internal
 

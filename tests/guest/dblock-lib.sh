@@ -8,6 +8,16 @@ DBLOCK_KO=${DBLOCK_KO:-${DBLOCK_KMOD_DIR:-/var/tmp/dblock-kmod}/$(uname -r)/dblo
 SAMPLE=$DBLOCK_BIN/dblock_sample_ramdisk
 DBLOCKCTL=$DBLOCK_BIN/dblockctl
 
+# The kernel interface the case runs over (run-suite.sh): dblock (dblock.ko)
+# or ublk (the kernel's ublk_drv; the tools' --transport auto takes it when
+# dblock.ko is not loaded).
+DBLOCK_TRANSPORT=${DBLOCK_TRANSPORT:-dblock}
+
+# disk_sysfs NAME: /sys/block/DISK of /dev/NAME (over ublk a link to ublkbN).
+disk_sysfs() {
+  echo "/sys/block/$(basename "$(readlink -f "/dev/$1")")"
+}
+
 # A failed case must not leave servers, mounts or devices to the next one.
 # A case with more to undo defines case_cleanup, which runs once servers
 # and devices are gone.
@@ -26,11 +36,29 @@ cleanup_dblock() {
     done
     rmmod dblock 2>/dev/null || true
   fi
+  if grep -q '^ublk_drv ' /proc/modules; then
+    pkill -KILL -f "$DBLOCK_BIN/" 2>/dev/null
+    sleep 0.5
+    for name in /dev/ublkc*; do
+      [[ -e $name ]] && "$DBLOCKCTL" destroy --force "ublkb${name#/dev/ublkc}" >/dev/null 2>&1
+    done
+    find /dev -maxdepth 1 -lname 'ublkb*' -delete
+    rmmod ublk_drv 2>/dev/null || true
+  fi
   if declare -F case_cleanup >/dev/null; then case_cleanup; fi
   exit "$rc"
 }
 
 load_dblock() {
+  if [[ $DBLOCK_TRANSPORT == ublk ]]; then
+    if grep -q '^dblock ' /proc/modules; then rmmod dblock; fi
+    if ! modprobe ublk_drv 2>/tmp/modprobe.err; then
+      log "no ublk_drv in $(uname -r) ($(head -n 1 /tmp/modprobe.err)): skipped"
+      exit 77
+    fi
+    trap cleanup_dblock EXIT
+    return
+  fi
   [[ -f $DBLOCK_KO ]] || die "no module at $DBLOCK_KO (built by scripts/test-all.sh)"
   trap cleanup_dblock EXIT
   grep -q '^dblock ' /proc/modules || insmod "$DBLOCK_KO" || die "insmod $DBLOCK_KO failed"
@@ -40,6 +68,13 @@ load_dblock() {
 # unload_dblock: every device must be gone first; rmmod must then succeed.
 unload_dblock() {
   local left
+  if [[ $DBLOCK_TRANSPORT == ublk ]]; then
+    left=$(find /dev -maxdepth 1 -name 'ublkc*' | wc -l)
+    assert_eq 0 "$left" "ublk devices left before rmmod"
+    rmmod ublk_drv || die "rmmod ublk_drv failed"
+    wait_gone /dev/ublk-control 5
+    return
+  fi
   left=$("$DBLOCKCTL" list --json | grep -c '"name"' || true)
   assert_eq 0 "$left" "devices left before rmmod"
   rmmod dblock || die "rmmod dblock failed"

@@ -5,6 +5,12 @@
 # or when the kernel log it produced matches DMESG_BAD_RE (lib.sh).  A case that
 # exits 77 could not run here (it says why): it is counted as skipped, never as
 # passed.
+# A case that runs unchanged over the kernel's ublk too says so in a line
+# "# dblock-transports: dblock ublk": it runs once per transport, the second
+# time as NAME@ublk with DBLOCK_TRANSPORT=ublk (dblock-lib.sh's load_dblock
+# then loads ublk_drv instead of dblock.ko, or skips where there is none).
+# DBLOCK_TRANSPORTS (default "dblock ublk") lists the transports the build
+# under test has: a case's run over another is reported as skipped.
 # Per-case output and dmesg go to $DBLOCK_OUT/cases/ (or a dir under /tmp).
 # Each case runs in a fresh scratch dir under /tmp as its cwd (the root is read-only:
 # tools like fio write state files to the cwd); DBLOCK_ROOT is the checkout.
@@ -25,9 +31,10 @@ mkdir -p "$logdir"
 
 passed=0 failed=0 skipped=0
 export DBLOCK_ROOT
-for case_path in "$@"; do
-  case_path=$(realpath "$case_path")
-  name=$(basename "$case_path" .sh)
+# run_case PATH NAME TRANSPORT: runs one case and counts its result.
+run_case() {
+  local case_path=$1 name=$2 transport=$3 scratch out kmsg own case_timeout marker start rc took
+  local bad reason
   scratch=$(mktemp -d "/tmp/$name.XXXXXX")
   out=$logdir/$name.out kmsg=$logdir/$name.dmesg
   # A unique marker in the kernel log: what follows it is this case's.
@@ -40,10 +47,10 @@ for case_path in "$@"; do
   start=$SECONDS
   rc=0
   if [[ ${DBLOCK_VERBOSE:-0} == 1 ]]; then
-    (cd "$scratch" && timeout -k 10 "$case_timeout" bash "$case_path" </dev/null 2>&1) |
+    (cd "$scratch" && DBLOCK_TRANSPORT=$transport timeout -k 10 "$case_timeout" bash "$case_path" </dev/null 2>&1) |
       tee "$out" || rc=${PIPESTATUS[0]}
   else
-    (cd "$scratch" && timeout -k 10 "$case_timeout" bash "$case_path" </dev/null >"$out" 2>&1) || rc=$?
+    (cd "$scratch" && DBLOCK_TRANSPORT=$transport timeout -k 10 "$case_timeout" bash "$case_path" </dev/null >"$out" 2>&1) || rc=$?
   fi
   rm -rf --one-file-system "$scratch"
   took=$((SECONDS - start))
@@ -74,6 +81,21 @@ for case_path in "$@"; do
     echo "---"
     failed=$((failed + 1))
   fi
+}
+
+for case_path in "$@"; do
+  case_path=$(realpath "$case_path")
+  transports=$(sed -n 's/^# dblock-transports: *//p' "$case_path" | head -n 1)
+  for transport in ${transports:-dblock}; do
+    name=$(basename "$case_path" .sh)
+    [[ $transport == dblock ]] || name+=@$transport
+    if [[ " ${DBLOCK_TRANSPORTS:-dblock ublk} " != *" $transport "* ]]; then
+      echo "SKIP $name: the build under test has no $transport transport (DBLOCK_TRANSPORTS=$DBLOCK_TRANSPORTS)"
+      skipped=$((skipped + 1))
+      continue
+    fi
+    run_case "$case_path" "$name" "$transport"
+  done
 done
 
 echo "guest $(uname -r): $passed passed, $failed failed, $skipped skipped"

@@ -279,6 +279,16 @@ int main(int argc, char** argv) {
   }
 
   try {
+    // A ublk device (/dev/NAME links to /dev/ublkbN) needs no dblock.ko.
+    if (*destroy_cmd && !target.is_id) {
+      dblock::destroy_device(target.text, force);
+      if (as_json) {
+        print_json({{"destroyed", json(target.text)}});
+      } else {
+        fmt::print("destroyed device '{}'\n", target.text);
+      }
+      return 0;
+    }
     dblock::ControlDevice ctl;
     if (*version_cmd) {
       const dblock::ModuleVersion v = ctl.version();
@@ -329,11 +339,11 @@ int main(int argc, char** argv) {
       const auto d = ctl.info(target.text);
       as_json ? print_json(to_json(d)) : print_info(d);
     } else if (*destroy_cmd) {
-      target.is_id ? ctl.destroy(target.id, force) : ctl.destroy(target.text, force);
+      ctl.destroy(target.id, force);
       if (as_json) {
-        print_json({{"destroyed", target.is_id ? json(target.id) : json(target.text)}});
+        print_json({{"destroyed", json(target.id)}});
       } else {
-        fmt::print("destroyed device {}\n", target.is_id ? target.text : "'" + target.text + "'");
+        fmt::print("destroyed device {}\n", target.text);
       }
     }
   } catch (const std::exception& e) {

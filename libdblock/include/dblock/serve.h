@@ -81,6 +81,14 @@ int serve(const DeviceConfig& config, Backend& backend, const ServeOptions& opti
 // The same for a backend whose requests complete on their own (RbdBackend).
 int serve(const DeviceConfig& config, AsyncBackend& backend, const ServeOptions& options = {});
 
+// Destroys the device /dev/`name`, whichever kernel interface serves it: a
+// ublk device (/dev/NAME links to /dev/ublkbN, as serve() makes it) is
+// stopped, and its server deletes it and exits; any other goes through
+// dblock.ko (ControlDevice::destroy).  Throws Error: EBUSY while its disk is
+// mounted or held open, unless `force` (the file system then sees I/O
+// errors); ENODEV or ENOENT if there is no such device.
+void destroy_device(const std::string& name, bool force = false);
+
 // The one-line message serve() prints for an error while creating `name`,
 // with the fix for the common mistakes ("... (fix: ...)").
 std::string explain_create_error(const std::exception& error, const std::string& name);

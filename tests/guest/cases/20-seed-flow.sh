@@ -2,6 +2,7 @@
 # The seed README's flow: the sample ramdisk serves /dev/dblockramdisk,
 # mkfs.ext4, mount, files written, unmount, e2fsck clean, remount, checksums
 # equal, `dblock_sample_ramdisk -d` destroys it and the server exits 0.
+# dblock-transports: dblock ublk
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"

@@ -2,6 +2,7 @@
 # fio with crc32c verification at queue depth 32, one job per queue, on
 # direct and buffered I/O, with block sizes from 4 KiB to past the largest
 # I/O (the block layer splits those across requests).
+# dblock-transports: dblock ublk
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"
@@ -19,7 +20,7 @@ fio --name=buffered --filename=/dev/fiodev --ioengine=psync --direct=0 \
   --fsync_on_close=1 --output-format=terse >/tmp/fio.buf.out \
   || { cat /tmp/fio.buf.out; die "buffered fio verify failed"; }
 # The seed leaked in-flight counters; these must be back to zero.
-assert_eq "0 0" "$(awk '{print $1, $2}' /sys/block/fiodev/inflight)" "in flight after fio"
+assert_eq "0 0" "$(awk '{print $1, $2}' "$(disk_sysfs fiodev)"/inflight)" "in flight after fio"
 "$DBLOCKCTL" destroy fiodev
 wait_exit "$SAMPLE_PID" 30
 unload_dblock

@@ -2,6 +2,7 @@
 # examples/xor_disk.cc: a disk stored XORed in a file.  Serve it, mkfs.ext4,
 # mount, write, unmount; the backing file must not contain the plaintext;
 # e2fsck clean; destroy; the server exits 0.
+# dblock-transports: dblock ublk
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"
