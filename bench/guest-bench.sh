@@ -253,6 +253,31 @@ for backend in null ram file; do
   done
 done
 
+# The same null and RAM servers over the kernel's ublk (dblock-serve
+# --transport ublk), for the ratio that says what dblock.ko buys.
+ublk_targets=()
+for t in ublk-null-1q ublk-null-2q ublk-ram-1q ublk-ram-2q; do want "$t" && ublk_targets+=("$t"); done
+if ((${#ublk_targets[@]})) && ! modprobe ublk_drv 2>/dev/null; then
+  note "ublk-*: skipped: no ublk_drv in $(uname -r)"
+  ublk_targets=()
+fi
+for target in "${ublk_targets[@]}"; do
+  IFS=- read -r _ backend q <<<"$target"
+  q=${q%q} name=ub$backend${q%q}
+  "$SERVE" "$name" --transport ublk --backend "$backend" --size ${SIZE_MB}M --queues "$q" --depth 64 \
+    --max-io 1M >"$RAW/$name.server.log" 2>&1 &
+  DPID=$!
+  if ! wait_blk "/dev/$name" "$DPID"; then
+    note "$target: server failed to start: $(tail -1 "$RAW/$name.server.log")"
+    kill "$DPID" 2>/dev/null
+    continue
+  fi
+  [[ $backend == null ]] || prefill "/dev/$name"
+  run_fio "$target" "/dev/$name" "$DPID"
+  stop_dblock "$name" "$DPID"
+done
+((${#ublk_targets[@]})) && rmmod ublk_drv
+
 # Placement sensitivity: the same RAM device with its server pinned to fio's CPU.
 if want dblock-ram-1q-coloc; then
   if start_dblock dbcol ram 1; then

@@ -34,7 +34,11 @@ LAT_NEED = 0.9  # dblock-file-dio-lat / loop-dio-lat
 NBD = ["nbd-k1", "nbd-k2", "dblock-nbd-1q", "dblock-nbd-2q"]
 NBD_PAIRS = [("dblock-nbd-1q", "nbd-k1"), ("dblock-nbd-2q", "nbd-k2")]
 NBD_NEED, NBD_BEST_NEED, NBD_BEST_JOB = 1.0, 1.2, "rr4k_qd32"
-TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD
+# libdblock's same null and RAM servers over the kernel's ublk (--transport
+# ublk), against themselves over dblock.ko: what the module buys.
+UBLK = [f"ublk-{b}-{q}q" for b in ("null", "ram") for q in (1, 2)]
+UBLK_NEED = 1.0  # dblock-B-Nq / ublk-B-Nq on each 4k job
+TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD + UBLK
 RATIO_REFS = ["brd", "null_blk", "nbd"]
 
 
@@ -254,6 +258,16 @@ def main():
             nbd["jobs"][job] = e
         check(f"dblock NBD {JOB_NAMES[NBD_BEST_JOB]} >= {NBD_BEST_NEED}x kernel nbd, each at its best",
               "dblock-nbd-*", NBD_BEST_JOB, "nbd-k*", NBD_BEST_NEED, nbd["jobs"][NBD_BEST_JOB]["best"])
+
+    # Transports: the same servers over dblock.ko and over ublk.
+    for t in UBLK:
+        mine = "dblock-" + t[len("ublk-"):]
+        for job, _ in JOBS:
+            if not job.startswith("r"):
+                continue
+            a, b = iops(mine, job), iops(t, job)
+            check(f"libdblock over dblock.ko {JOB_NAMES[job]} >= {UBLK_NEED}x over ublk ({mine} / {t})",
+                  mine, job, t, UBLK_NEED, round(a / b, 3) if a and b else None)
 
     # Memory.
     mem = {}

@@ -14,6 +14,7 @@
 # Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved nbd-k1 nbd-k2
 #   dblock-nbd-1q dblock-nbd-2q (one nbdkit memory server, kernel nbd client vs dblock's nbd backend)
 #   dblock-ram-1q-coloc profile mem scale
+#   ublk-{null,ram}-{1q,2q} (the same dblock-serve over the kernel's ublk: --transport ublk)
 #   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil
 #     (100 us latency null_blk device; file on io_uring, on threads; null: the ceiling)
 # Output: a full run writes bench/results/latest.{md,json,png} (tracked) and

@@ -22,7 +22,10 @@ std::string name_from(const char (&name)[DBLOCK_NAME_MAX]) {
 
 std::string DeviceInfo::disk_path() const { return "/dev/" + config.name; }
 
-std::string DeviceInfo::channel_path() const { return fmt::format("{}/{}", kChannelDir, id); }
+std::string DeviceInfo::channel_path() const {
+  if (transport == Transport::kUblk) return fmt::format("/dev/ublkc{}", id);
+  return fmt::format("{}/{}", kChannelDir, id);
+}
 
 std::string to_string(DeviceState state) {
   switch (state) {

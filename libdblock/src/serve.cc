@@ -21,6 +21,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -209,6 +210,17 @@ void destroy_device(const std::string& name, bool force) {
   } else {
     ControlDevice().destroy(name, force);
   }
+}
+
+std::vector<DeviceInfo> list_devices() {
+  const bool dblock = ::access(std::string(ControlDevice::kDefaultPath).c_str(), F_OK) == 0;
+  const bool ublk = internal::ublk_present();
+  std::vector<DeviceInfo> all;
+  if (dblock || !ublk) all = ControlDevice().list();
+  if (ublk) {
+    for (DeviceInfo& d : internal::ublk_list()) all.push_back(std::move(d));
+  }
+  return all;
 }
 
 std::string explain_error(const std::exception& error) {

@@ -4,9 +4,12 @@
 // (2.3): URING_CMD SQEs are filled in by hand.
 #include "ublk.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -90,6 +94,48 @@ bool ublk_destroy(std::uint32_t id, bool force) {
     return true;
   }
   return false;
+}
+
+std::vector<DeviceInfo> ublk_list() {
+  std::vector<std::uint32_t> ids;
+  std::vector<std::pair<std::uint32_t, std::string>> links;  // ublkbN <- /dev/NAME
+  const std::unique_ptr<DIR, int (*)(DIR*)> dev(::opendir("/dev"), ::closedir);
+  if (!dev) throw Error(errno, "list ublk devices: opendir /dev");
+  while (const dirent* e = ::readdir(dev.get())) {
+    const std::string name = e->d_name;
+    constexpr std::string_view channel = "ublkc";
+    if (name.starts_with(channel) && name.size() > channel.size() &&
+        name.find_first_not_of("0123456789", channel.size()) == std::string::npos) {
+      ids.push_back(static_cast<std::uint32_t>(std::stoul(name.substr(channel.size()))));
+    } else if (e->d_type == DT_LNK) {
+      if (const auto id = ublk_id_of(name); id && !name.starts_with("ublkb")) {
+        links.emplace_back(*id, name);
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<DeviceInfo> out;
+  if (ids.empty()) return out;
+  UblkControl control;
+  for (const std::uint32_t id : ids) {
+    DeviceInfo info;
+    try {
+      info = control.info(id);
+    } catch (const Error& e) {
+      if (e.code().value() == ENODEV) continue;  // deleted while listing
+      throw;
+    }
+    for (const auto& [link_id, link] : links) {
+      if (link_id == id) info.config.name = link;
+    }
+    struct stat st {};
+    if (::stat(fmt::format("/dev/ublkb{}", id).c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+      info.disk_major = major(st.st_rdev);
+      info.disk_minor = minor(st.st_rdev);
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 #ifdef DBLOCK_HAVE_URING
@@ -316,7 +362,10 @@ DeviceInfo UblkControl::info(std::uint32_t id) {
   }
   c.recovery = Recovery::kFail;
   info.id = id;
-  info.state = dev.state == UBLK_S_DEV_LIVE ? DeviceState::kLive : DeviceState::kCreated;
+  info.transport = Transport::kUblk;
+  info.state = dev.state == UBLK_S_DEV_LIVE   ? DeviceState::kLive
+               : dev.state == UBLK_S_DEV_DEAD ? DeviceState::kDead
+                                              : DeviceState::kCreated;
   info.server_pid = dev.ublksrv_pid;
   info.buffer_bytes = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(std::uint64_t{c.queue_depth} * c.max_io_bytes,

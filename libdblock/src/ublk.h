@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dblock/device.h"
 #include "dblock/unique_fd.h"
@@ -68,6 +69,10 @@ std::optional<std::uint32_t> ublk_id_of(const std::string& name);
 // is mounted on it or it is open exclusively.  A device whose server died
 // is deleted here: returns true then.
 bool ublk_destroy(std::uint32_t id, bool force);
+
+// Every ublk device, by increasing id, named by the /dev link to its disk
+// (serve()'s /dev/NAME) where there is one, else "ublkbN".
+std::vector<DeviceInfo> ublk_list();
 
 }  // namespace dblock::internal
 

@@ -63,6 +63,7 @@ json to_json(const dblock::DeviceInfo& d) {
       {"max_write_zeroes_bytes", c.max_write_zeroes_bytes},
       {"timeout_ms", c.timeout_ms},
       {"recovery", dblock::to_string(c.recovery)},
+      {"transport", dblock::to_string(d.transport)},
       {"grace_ms", c.grace_ms},
       {"stats",
        {{"reads", d.stats.reads},
@@ -280,6 +281,17 @@ int main(int argc, char** argv) {
 
   try {
     // A ublk device (/dev/NAME links to /dev/ublkbN) needs no dblock.ko.
+    if (*list_cmd) {
+      const auto devices = dblock::list_devices();
+      if (as_json) {
+        json array = json::array();
+        for (const auto& d : devices) array.push_back(to_json(d));
+        print_json(array);
+      } else {
+        fmt::print("{}", dblockctl::render_table(columns, devices, {!no_headings, raw}));
+      }
+      return 0;
+    }
     if (*destroy_cmd && !target.is_id) {
       dblock::destroy_device(target.text, force);
       if (as_json) {
@@ -307,15 +319,6 @@ int main(int argc, char** argv) {
       } else {
         fmt::print("module ABI version {} (dblockctl speaks {})\nfeatures: {}\n", v.abi_version,
                    DBLOCK_ABI_VERSION, features.empty() ? "none" : fmt::to_string(fmt::join(features, ", ")));
-      }
-    } else if (*list_cmd) {
-      const auto devices = ctl.list();
-      if (as_json) {
-        json array = json::array();
-        for (const auto& d : devices) array.push_back(to_json(d));
-        print_json(array);
-      } else {
-        fmt::print("{}", dblockctl::render_table(columns, devices, {!no_headings, raw}));
       }
     } else if (*info_cmd) {
       const auto d = target.is_id ? ctl.info(target.id) : ctl.info(target.text);

@@ -176,6 +176,8 @@ const std::vector<Column>& all_columns() {
        [](const Info& d) { return d.server_pid ? std::to_string(d.server_pid) : "-"; }},
       {"DISK", "the disk's MAJ:MIN", false,
        [](const Info& d) { return fmt::format("{}:{}", d.disk_major, d.disk_minor); }},
+      {"TRANSPORT", "the kernel interface: dblock (dblock.ko) or ublk", false,
+       [](const Info& d) { return dblock::to_string(d.transport); }},
       {"BACKEND", "what serves it, as its server says (file:PATH, ram, ...)", false,
        [](const Info& d) { return or_dash(d.backend); }},
   };

@@ -85,9 +85,12 @@ struct DeviceInfo {
   // DBLOCK_FEAT_BACKEND_DESC).  Kept after the server went away; a new
   // server's replaces it.  Filled in by ControlDevice::info() and list().
   std::string backend;
+  // dblock.ko's device, or ublk's (ControlDevice::info() and list() give
+  // dblock.ko's; list_devices() both).
+  Transport transport = Transport::kDblock;
 
   std::string disk_path() const;     // /dev/<name>
-  std::string channel_path() const;  // /dev/dblock/<id>
+  std::string channel_path() const;  // /dev/dblock/<id>, over ublk /dev/ublkc<id>
 
   bool operator==(const DeviceInfo&) const = default;
 };

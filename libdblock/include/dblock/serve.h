@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "dblock/async_backend.h"
 #include "dblock/backend.h"
@@ -88,6 +89,11 @@ int serve(const DeviceConfig& config, AsyncBackend& backend, const ServeOptions&
 // mounted or held open, unless `force` (the file system then sees I/O
 // errors); ENODEV or ENOENT if there is no such device.
 void destroy_device(const std::string& name, bool force = false);
+
+// Every device of both kernel interfaces: dblock.ko's (when /dev/dblockctl
+// exists), then ublk's (when /dev/ublk-control exists; DeviceInfo::transport
+// says which).  With neither, throws ControlDevice's error (module not loaded).
+std::vector<DeviceInfo> list_devices();
 
 // The one-line message serve() prints for an error while creating `name`,
 // with the fix for the common mistakes ("... (fix: ...)").

@@ -49,6 +49,11 @@ n=$(ublk_of uvol)
 assert_eq $((256 << 20)) "$(blockdev --getsize64 /dev/uvol)" "size of /dev/uvol"
 assert_eq 2 "$(find /sys/block/ublkb"$n"/mq -mindepth 1 -maxdepth 1 | wc -l)" "hardware queues of ublkb$n"
 assert_eq 32 "$(cat /sys/block/ublkb"$n"/queue/nr_requests)" "depth of ublkb$n"
+# dblockctl lists it without dblock.ko, with its transport, name and server.
+assert_eq "$n uvol 256 MiB ublk live $SERVE_PID" \
+  "$("$DBLOCKCTL" list -n -o id,name,size,transport,state,server | tr -s ' ' | sed 's/^ //')" \
+  "dblockctl list"
+"$DBLOCKCTL" list --json | grep -q '"transport": "ublk"' || die "dblockctl list --json: no transport"
 stop_ublk uvol
 
 # 2. A file backend: flush, discard and write zeroes reach it; SIGTERM
