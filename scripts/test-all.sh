@@ -112,7 +112,7 @@ if [ "${DBLOCK_DKMS_TEST:-1}" = 1 ]; then
 	one_test dkms-test: "$top/tests/dkms/run.sh"
 fi
 
-section "Debian packages (make deb, lintian; apt install, use and purge in 6.1 and 6.12 guests)"
+section "Debian packages (make deb, lintian; apt install, use and purge in a guest per kernel line, newest's built in sid)"
 case ${DBLOCK_DEB_TEST:-1} in
 1) one_test deb-test: "$top/tests/deb/run.sh" ;;
 host) one_test deb-test: "$top/tests/deb/run.sh" --no-guest ;;

@@ -9,6 +9,8 @@
 #                                          directory, with /proc, /sys, /dev, /var/tmp, the
 #                                          checkout and $DBLOCK_SID_BIND (space-separated
 #                                          directories) bind-mounted at their host paths
+#          vm/sid-root.sh enter -- CMD...  the same in a root that is there, as it is (no
+#                                          refresh, no network: in a guest, tests/deb)
 #   env:   DBLOCK_VM_CACHE (default /var/cache/dblock-vm): the root is <cache>/sid-root
 # Nothing of the host's apt state changes. The root's apt (its apt.conf.d/99mmdebstrap)
 # accepts a Release file past its Valid-Until date (sid's may be); signatures are checked.
@@ -20,10 +22,13 @@ TOP=$(cd "$HERE/.." && pwd)
 . "$HERE/common.sh"
 CACHE=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 ROOT=$CACHE/sid-root
-# Module builds (headers, kbuild, kmod, dkms) and the userspace's toolchains and libraries.
+# Module builds (headers, kbuild, kmod, dkms) and the userspace's toolchains and libraries;
+# make deb (debhelper, dh-dkms, lintian, git, the RBD libraries) and what its test uses
+# of the root in a guest (e2fsprogs).
 PACKAGES=(build-essential cmake pkgconf clang libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev liburing-dev libsmartcols-dev libnbd-dev nbdkit linux-headers-amd64 kmod dkms
   openssl
+  debhelper dh-dkms lintian git librbd-dev librados-dev e2fsprogs
   xz-utils zstd)
 APT_NOVALID='Acquire::Check-Valid-Until "false"'
 export DEBIAN_FRONTEND=noninteractive
@@ -104,5 +109,12 @@ case ${1:-} in
     ensure >/dev/null
     in_root "$@"
     ;;
-  *) sed -n 's/^#   \?//; 7,13p' "$0" >&2; exit 2 ;;
+  enter)
+    shift
+    [[ ${1:-} == -- ]] && shift
+    (($#)) || die "usage: sid-root.sh enter -- CMD..."
+    [[ -f $ROOT/.dblock-sid-root ]] || die "no sid root at $ROOT: make it first (vm/sid-root.sh ensure)"
+    in_root "$@"
+    ;;
+  *) sed -n 's/^#   \?//; 7,14p' "$0" >&2; exit 2 ;;
 esac

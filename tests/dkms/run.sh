@@ -18,11 +18,9 @@ log() { echo "[$(date +%T)] dkms-test: $*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
 ((EUID == 0)) || die "run as root (dkms installs into /usr/src, /var/lib/dkms, /lib/modules)"
-if ! command -v dkms >/dev/null; then
-  log "installing dkms"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dkms >/dev/null ||
-    die "apt-get install dkms failed"
-fi
+# shellcheck source=vm/common.sh
+. "$top/vm/common.sh"
+need_packages dkms || die "apt-get install dkms failed"
 
 cache=${DBLOCK_VM_CACHE:-/var/cache/dblock-vm}
 read -ra lines <<<"${DBLOCK_DKMS_KERNELS:-6.1 6.12 newest}"
