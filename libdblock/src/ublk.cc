@@ -16,10 +16,12 @@
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,11 +48,17 @@
 #define UBLK_U_CMD_SET_PARAMS _IOWR('u', UBLK_CMD_SET_PARAMS, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_GET_PARAMS _IOR('u', UBLK_CMD_GET_PARAMS, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_GET_FEATURES _IOR('u', 0x13, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_START_USER_RECOVERY _IOWR('u', UBLK_CMD_START_USER_RECOVERY, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_END_USER_RECOVERY _IOWR('u', UBLK_CMD_END_USER_RECOVERY, struct ublksrv_ctrl_cmd)
 #define UBLK_U_IO_FETCH_REQ _IOWR('u', UBLK_IO_FETCH_REQ, struct ublksrv_io_cmd)
 #define UBLK_U_IO_COMMIT_AND_FETCH_REQ _IOWR('u', UBLK_IO_COMMIT_AND_FETCH_REQ, struct ublksrv_io_cmd)
 #endif
 #ifndef UBLK_F_CMD_IOCTL_ENCODE
 #define UBLK_F_CMD_IOCTL_ENCODE (1ULL << 6)
+#endif
+// Linux 6.11: a dead server's device fails I/O instead of holding it.
+#ifndef UBLK_S_DEV_FAIL_IO
+#define UBLK_S_DEV_FAIL_IO 3
 #endif
 #endif  // DBLOCK_HAVE_URING
 
@@ -252,14 +260,32 @@ int UblkControl::command(std::uint32_t op, std::uint32_t id, void* buffer, std::
   return res;
 }
 
-std::uint32_t UblkControl::add(const DeviceConfig& config) {
+std::uint64_t ublk_add_flags(const DeviceConfig& config, std::uint64_t features) {
+  std::uint64_t flags = UBLK_F_CMD_IOCTL_ENCODE;
+  if (config.recovery != Recovery::kWait) return flags;
+  // 'wait': the kernel holds the I/O of a server that died, and hands it
+  // (again, REISSUE) to the next one (--attach).
   const std::string what = fmt::format("ublk: add a device for '{}'", config.name);
-  if (config.recovery == Recovery::kWait) {
+  if (config.grace_ms != 0) {
     throw std::invalid_argument(fmt::format(
-        "{}: the 'wait' recovery policy is dblock.ko's only for now (fix: --recovery fail, or "
-        "--transport dblock)",
+        "{}: ublk holds a dead server's I/O with no time limit, it has no grace period "
+        "(fix: --grace never, or --transport dblock)",
         what));
   }
+  constexpr std::uint64_t kRecovery = UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE;
+  if ((features & kRecovery) != kRecovery) {
+    throw Error(EOPNOTSUPP,
+                fmt::format("{}: this kernel's ublk has no user recovery "
+                            "(UBLK_F_USER_RECOVERY_REISSUE) for the 'wait' policy",
+                            what),
+                "fix: --recovery fail, or --transport dblock");
+  }
+  return flags | kRecovery;
+}
+
+std::uint32_t UblkControl::add(const DeviceConfig& config) {
+  const std::string what = fmt::format("ublk: add a device for '{}'", config.name);
+  const std::uint64_t flags = ublk_add_flags(config, features_);
   if (config.queue_depth > UBLK_MAX_QUEUE_DEPTH) {
     throw std::invalid_argument(
         fmt::format("{}: depth {} is above ublk's {}", what, config.queue_depth,
@@ -278,7 +304,7 @@ std::uint32_t UblkControl::add(const DeviceConfig& config) {
   dev.max_io_buf_bytes = config.max_io_bytes;
   dev.dev_id = kAnyDevice;
   dev.ublksrv_pid = ::getpid();
-  dev.flags = UBLK_F_CMD_IOCTL_ENCODE;
+  dev.flags = flags;
   int rc = command(UBLK_U_CMD_ADD_DEV, kAnyDevice, &dev, sizeof(dev), 0);
   if (rc < 0) throw Error(-rc, fmt::format("{}: UBLK_U_CMD_ADD_DEV", what));
   const std::uint32_t id = dev.dev_id;
@@ -326,6 +352,35 @@ void UblkControl::start(std::uint32_t id) {
   if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_START_DEV on device {}", id));
 }
 
+void UblkControl::start_recovery(std::uint32_t id) {
+  // EBUSY until the kernel has seen the old server go and quiesced the
+  // device (the old server's /dev/ublkcID closed; before Linux 6.15, its
+  // monitor runs every 5 s).
+  constexpr int kAttempts = 300;
+  constexpr auto kRetry = std::chrono::milliseconds(100);
+  for (int attempt = 1;; ++attempt) {
+    const int rc = command(UBLK_U_CMD_START_USER_RECOVERY, id, nullptr, 0, 0);
+    if (rc == 0) return;
+    if (rc == -EBUSY && attempt < kAttempts) {
+      std::this_thread::sleep_for(kRetry);
+      continue;
+    }
+    throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_START_USER_RECOVERY on device {}", id),
+                rc == -EBUSY ? "its server still has /dev/ublkc" + std::to_string(id) +
+                                   " open (fix: stop that process)"
+                : rc == -EINVAL
+                    ? "it was not created with the 'wait' recovery policy, or a takeover "
+                      "failed half-way (fix: dblockctl destroy it and create it again)"
+                    : "");
+  }
+}
+
+void UblkControl::end_recovery(std::uint32_t id) {
+  const int rc = command(UBLK_U_CMD_END_USER_RECOVERY, id, nullptr, 0,
+                         static_cast<std::uint64_t>(::getpid()));
+  if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_END_USER_RECOVERY on device {}", id));
+}
+
 void UblkControl::stop(std::uint32_t id) {
   const int rc = command(UBLK_U_CMD_STOP_DEV, id, nullptr, 0, 0);
   if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_STOP_DEV on device {}", id));
@@ -364,13 +419,15 @@ DeviceInfo UblkControl::info(std::uint32_t id) {
     c.max_discard_bytes = params.discard.max_discard_sectors << 9;
     c.max_write_zeroes_bytes = params.discard.max_write_zeroes_sectors << 9;
   }
-  c.recovery = Recovery::kFail;
+  c.recovery = (dev.flags & UBLK_F_USER_RECOVERY) != 0 ? Recovery::kWait : Recovery::kFail;
   info.id = id;
   info.transport = Transport::kUblk;
-  info.state = dev.state == UBLK_S_DEV_LIVE   ? DeviceState::kLive
-               : dev.state == UBLK_S_DEV_DEAD ? DeviceState::kDead
-                                              : DeviceState::kCreated;
-  info.server_pid = dev.ublksrv_pid;
+  // Quiesced (or failing I/O): its disk is there, its server gone.
+  const bool serverless = dev.state == UBLK_S_DEV_QUIESCED || dev.state == UBLK_S_DEV_FAIL_IO;
+  info.state = dev.state == UBLK_S_DEV_LIVE || serverless ? DeviceState::kLive
+               : dev.state == UBLK_S_DEV_DEAD             ? DeviceState::kDead
+                                                          : DeviceState::kCreated;
+  info.server_pid = serverless ? 0 : dev.ublksrv_pid;
   info.buffer_bytes = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(std::uint64_t{c.queue_depth} * c.max_io_bytes,
                               std::numeric_limits<std::uint32_t>::max()));
@@ -392,6 +449,8 @@ class UblkChannel final : public Channel {
   explicit UblkChannel(std::uint32_t id)
       : id_(id), path_(fmt::format("/dev/ublkc{}", id)), info_(control_.info(id)) {
     context_ = fmt::format("serve ublk device {}", id);
+    // A live disk with no server: a takeover, after start_recovery().
+    recovering_ = info_.state == DeviceState::kLive && info_.server_pid == 0;
     fd_.reset(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd_) {
       const int err = errno;
@@ -516,6 +575,11 @@ class UblkChannel final : public Channel {
   }
 
   bool start() override {
+    if (recovering_) {
+      control_.end_recovery(id_);
+      recovering_ = false;
+      return false;
+    }
     control_.start(id_);
     return true;
   }
@@ -597,6 +661,7 @@ class UblkChannel final : public Channel {
   std::string path_;
   std::string context_;
   DeviceInfo info_;
+  bool recovering_ = false;
   UniqueFd fd_;
   std::vector<std::unique_ptr<Queue>> queues_;
 };
@@ -616,11 +681,14 @@ namespace {
 }
 }  // namespace
 
+std::uint64_t ublk_add_flags(const DeviceConfig&, std::uint64_t) { no_uring(); }
 struct UblkControl::Ring {};
 UblkControl::UblkControl() { no_uring(); }
 UblkControl::~UblkControl() = default;
 std::uint32_t UblkControl::add(const DeviceConfig&) { no_uring(); }
 void UblkControl::start(std::uint32_t) { no_uring(); }
+void UblkControl::start_recovery(std::uint32_t) { no_uring(); }
+void UblkControl::end_recovery(std::uint32_t) { no_uring(); }
 void UblkControl::stop(std::uint32_t) { no_uring(); }
 void UblkControl::remove(std::uint32_t) { no_uring(); }
 DeviceInfo UblkControl::info(std::uint32_t) { no_uring(); }

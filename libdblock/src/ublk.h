@@ -39,12 +39,23 @@ class UblkControl {
   std::uint32_t add(const DeviceConfig& config);
   // START_DEV: waits until every queue has fetched, then adds the disk.
   void start(std::uint32_t id);
+  // START_USER_RECOVERY: readies a device whose server died, under
+  // Recovery::kWait (UBLK_F_USER_RECOVERY: its disk stayed, its I/O held),
+  // for a new server: open /dev/ublkcID, fetch on every queue, then
+  // end_recovery().  Waits (30 s at most) for the kernel to have quiesced
+  // the device after its server's death: before Linux 6.15 a monitor does
+  // it every 5 s.
+  void start_recovery(std::uint32_t id);
+  // END_USER_RECOVERY: waits until every queue has fetched, then the held
+  // I/O goes to this process.
+  void end_recovery(std::uint32_t id);
   // STOP_DEV: removes the disk; the queues' fetches end (UBLK_IO_RES_ABORT).
   void stop(std::uint32_t id);
   // DEL_DEV: once its server has closed /dev/ublkcID.
   void remove(std::uint32_t id);
   // The device as the kernel has it (GET_DEV_INFO, GET_PARAMS); its name is
-  // the disk's, "ublkbID".
+  // the disk's, "ublkbID".  A device held for a new server (its server died
+  // under Recovery::kWait) is kLive with server_pid 0, as dblock.ko's.
   DeviceInfo info(std::uint32_t id);
 
  private:
@@ -56,6 +67,12 @@ class UblkControl {
   std::unique_ptr<Ring> ring_;
   std::uint64_t features_ = 0;
 };
+
+// The UBLK_F_* flags of ADD_DEV for `config` on a driver with `features`
+// (GET_FEATURES): Recovery::kWait is UBLK_F_USER_RECOVERY_REISSUE.  Throws
+// std::invalid_argument for a grace period (ublk holds I/O with no time
+// limit), Error EOPNOTSUPP where the driver has no user recovery.
+std::uint64_t ublk_add_flags(const DeviceConfig& config, std::uint64_t features);
 
 // Whether /dev/ublk-control exists.
 bool ublk_present();

@@ -1,0 +1,87 @@
+// Copyright (c) dblock authors.
+// The parts of the ublk transport that need no kernel: ADD_DEV's flags for
+// a recovery policy.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+
+#include "dblock/error.h"
+#include "ublk.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+// UBLK_F_* of <linux/ublk_cmd.h>.
+constexpr std::uint64_t kUserRecovery = 1ULL << 3;
+constexpr std::uint64_t kUserRecoveryReissue = 1ULL << 4;
+constexpr std::uint64_t kCmdIoctlEncode = 1ULL << 6;
+constexpr std::uint64_t kAllFeatures = kUserRecovery | kUserRecoveryReissue | kCmdIoctlEncode;
+
+// ublk_add_flags(), or a skip where libdblock was built without liburing.
+#define ADD_FLAGS_OR_SKIP(out, config, features)                                      \
+  try {                                                                                \
+    out = dblock::internal::ublk_add_flags(config, features);                          \
+  } catch (const dblock::Error& e) {                                                   \
+    if (std::string(e.what()).find("without liburing") != std::string::npos) {         \
+      GTEST_SKIP() << e.what();                                                        \
+    }                                                                                  \
+    throw;                                                                             \
+  }
+
+dblock::DeviceConfig config_with(dblock::Recovery recovery, std::uint32_t grace_ms = 0) {
+  dblock::DeviceConfig c;
+  c.name = "u";
+  c.size_bytes = 64 << 20;
+  c.recovery = recovery;
+  c.grace_ms = grace_ms;
+  return c;
+}
+
+TEST(UblkAddFlags, FailIsThePlainDevice) {
+  std::uint64_t flags = 0;
+  ADD_FLAGS_OR_SKIP(flags, config_with(dblock::Recovery::kFail), kAllFeatures);
+  EXPECT_EQ(flags, kCmdIoctlEncode);
+}
+
+TEST(UblkAddFlags, WaitIsUserRecoveryWithReissue) {
+  std::uint64_t flags = 0;
+  ADD_FLAGS_OR_SKIP(flags, config_with(dblock::Recovery::kWait), kAllFeatures);
+  EXPECT_EQ(flags, kCmdIoctlEncode | kUserRecovery | kUserRecoveryReissue);
+}
+
+TEST(UblkAddFlags, WaitNeedsTheDriversUserRecovery) {
+  std::uint64_t flags = 0;
+  // Probe for liburing first: the skip must not hide the check below.
+  ADD_FLAGS_OR_SKIP(flags, config_with(dblock::Recovery::kFail), kCmdIoctlEncode);
+  EXPECT_EQ(flags, kCmdIoctlEncode);  // 'fail' needs no more
+  for (const std::uint64_t features :
+       {kCmdIoctlEncode, kCmdIoctlEncode | kUserRecovery, kCmdIoctlEncode | kUserRecoveryReissue}) {
+    try {
+      dblock::internal::ublk_add_flags(config_with(dblock::Recovery::kWait), features);
+      ADD_FAILURE() << "no error with features " << features;
+    } catch (const dblock::Error& e) {
+      EXPECT_EQ(e.code().value(), EOPNOTSUPP);
+      EXPECT_THAT(e.what(), HasSubstr("fix: --recovery fail, or --transport dblock"));
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(UblkAddFlags, AGracePeriodIsRefusedNotIgnored) {
+  std::uint64_t flags = 0;
+  ADD_FLAGS_OR_SKIP(flags, config_with(dblock::Recovery::kWait, 0), kAllFeatures);
+  EXPECT_NE(flags & kUserRecovery, 0u);  // 0 is "never": ublk's own behaviour
+  try {
+    dblock::internal::ublk_add_flags(config_with(dblock::Recovery::kWait, 30'000), kAllFeatures);
+    FAIL() << "a grace period was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("no grace period"));
+    EXPECT_THAT(e.what(), HasSubstr("(fix: --grace never, or --transport dblock)"));
+  }
+}
+
+}  // namespace
