@@ -196,6 +196,50 @@ std::optional<DeviceInfo> find_unserved(const std::string& name, std::uint64_t b
   return device;
 }
 
+// The existing ublk device /dev/`name` (a link to /dev/ublkbN), if a new
+// server may take it over: made with the 'wait' policy, its server dead.
+std::optional<DeviceInfo> find_unserved_ublk(const std::string& name, std::uint64_t backend_size,
+                                             const Printer& out) {
+  const std::string what = fmt::format("cannot attach to /dev/{}", name);
+  const auto id = internal::ublk_id_of(name);
+  if (!id) {
+    out.complain(fmt::format("{}: no ublk device has that name, /dev/{} is no link to a "
+                             "/dev/ublkbN (fix: check dblockctl list, or create it: leave out "
+                             "--attach)",
+                             what, name));
+    return std::nullopt;
+  }
+  DeviceInfo device;
+  try {
+    device = internal::UblkControl().info(*id);
+  } catch (const std::exception& e) {
+    out.complain(fmt::format("{}: {}", what, e.what()));
+    return std::nullopt;
+  }
+  device.config.name = name;
+  // Until the kernel has seen it die (before Linux 6.15, within 5 s), a
+  // dead server's pid stays.
+  if (device.server_pid > 0 && !(::kill(device.server_pid, 0) < 0 && errno == ESRCH)) {
+    out.complain(fmt::format("{}: it is served by pid {} (fix: a ublk device cannot be handed "
+                             "over: stop that server, or serve with --transport dblock)",
+                             what, device.server_pid));
+    return std::nullopt;
+  }
+  if (device.config.recovery != Recovery::kWait) {
+    out.complain(fmt::format("{}: its recovery policy is 'fail', so ublk failed its I/O and "
+                             "cannot give it a new server (fix: dblockctl destroy {}, create it "
+                             "with --recovery wait)",
+                             what, name));
+    return std::nullopt;
+  }
+  if (backend_size < device.config.size_bytes) {
+    out.complain(fmt::format("{}: the device ({}) is larger than its backend ({})", what,
+                             format_size(device.config.size_bytes), format_size(backend_size)));
+    return std::nullopt;
+  }
+  return device;
+}
+
 }  // namespace
 
 void destroy_device(const std::string& name, bool force) {
@@ -311,21 +355,19 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     wanted.discard_granularity = backend.discard_granularity;
   }
   Transport transport = options.transport;
-  if (transport == Transport::kAuto) {
+  if (transport == Transport::kAuto && (options.attach || options.create_or_attach) &&
+      internal::ublk_id_of(wanted.name)) {
+    transport = Transport::kUblk;  // /dev/NAME is a ublk disk
+  } else if (transport == Transport::kAuto) {
     // Without either control device, dblock.ko's error says what to load.
     const bool dblock = ::access(std::string(ControlDevice::kDefaultPath).c_str(), F_OK) == 0;
     transport = !dblock && internal::ublk_present() ? Transport::kUblk : Transport::kDblock;
   }
   const bool ublk = transport == Transport::kUblk;
-  if (ublk && options.attach) {
-    out.complain(fmt::format("cannot attach to /dev/{}: attaching is dblock.ko's only for now "
-                             "(fix: --transport dblock)",
-                             wanted.name));
-    return 1;
-  }
-  // Over ublk there is nothing to attach to: always create.
   bool attach = options.attach;
-  if (options.create_or_attach && !attach && !ublk) {
+  if (options.create_or_attach && !attach && ublk) {
+    attach = internal::ublk_id_of(wanted.name).has_value();
+  } else if (options.create_or_attach && !attach) {
     try {
       ControlDevice().info(wanted.name);
       attach = true;  // it exists: find_unserved() says whether it may be taken
@@ -376,7 +418,18 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
 
   DeviceInfo device;
   std::optional<std::uint32_t> ublk_id;
-  if (attach) {
+  if (attach && ublk) {
+    auto found = find_unserved_ublk(wanted.name, backend.size, out);
+    if (!found) return 1;
+    device = *found;
+    ublk_id = device.id;
+    try {
+      internal::UblkControl().start_recovery(device.id);
+    } catch (const std::exception& e) {
+      out.complain(fmt::format("cannot attach to {}: {}", link, e.what()));
+      return 1;
+    }
+  } else if (attach) {
     auto found = find_unserved(wanted.name, backend.size, out);
     if (!found) return 1;
     device = *found;
@@ -397,8 +450,9 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
       return 1;
     }
   }
-  // A ublk device goes once its server has closed it: its link with it.
-  bool linked = false;
+  // A ublk device goes once its server has closed it: its link with it
+  // (there already when taking over).
+  bool linked = attach && ublk;
   const auto remove_ublk = [&] {
     if (!ublk_id) return;
     if (linked) ::unlink(link.c_str());
@@ -424,14 +478,14 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     const SystemdNotifier systemd;
     server->run([&](const DeviceInfo& live) {
       std::string where = live.disk_path();
-      if (ublk) {
+      if (ublk && !linked) {
         if (::symlink(live.config.name.c_str(), link.c_str()) < 0) {
           const int err = errno;
           throw Error(err, fmt::format("link {} to {}", link, where));
         }
         linked = true;
-        where = fmt::format("{} -> {}, ublk", link, where);
       }
+      if (ublk) where = fmt::format("{} -> {}, ublk", link, where);
       std::string backend = options.backend_description;
       if (!options.backend_details.empty()) {
         backend += (backend.empty() ? "" : ", ") + options.backend_details;

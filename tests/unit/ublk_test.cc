@@ -1,6 +1,7 @@
 // Copyright (c) dblock authors.
 // The parts of the ublk transport that need no kernel: ADD_DEV's flags for
-// a recovery policy.
+// a recovery policy, and serve()'s refusals of a takeover before it touches
+// /dev/ublk-control.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +10,8 @@
 #include <string>
 
 #include "dblock/error.h"
+#include "dblock/ram_backend.h"
+#include "dblock/serve.h"
 #include "ublk.h"
 
 namespace {
@@ -82,6 +85,29 @@ TEST(UblkAddFlags, AGracePeriodIsRefusedNotIgnored) {
     EXPECT_THAT(e.what(), HasSubstr("no grace period"));
     EXPECT_THAT(e.what(), HasSubstr("(fix: --grace never, or --transport dblock)"));
   }
+}
+
+// --attach over ublk to a name that is no ublk disk: one line, exit 1, and
+// nothing asked of the kernel (this host may have no ublk at all).
+TEST(UblkServe, AttachToNoUblkDeviceIsRefusedInOneLine) {
+  dblock::DeviceConfig config;
+  config.name = "dblock-unit-no-such-ublk-device";
+  config.size_bytes = 1 << 20;
+  dblock::RamBackend backend(config.size_bytes);
+  dblock::ServeOptions options;
+  options.attach = true;
+  options.transport = dblock::Transport::kUblk;
+  options.destroy_on_signal = false;
+  options.handover_on_signal = false;
+  options.program = "test";
+  ::testing::internal::CaptureStderr();
+  const int rc = dblock::serve(config, backend, options);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(err, HasSubstr("cannot attach to /dev/dblock-unit-no-such-ublk-device: no ublk "
+                             "device has that name"));
+  EXPECT_THAT(err, HasSubstr("(fix: "));
+  EXPECT_EQ(err.find('\n'), err.size() - 1) << err;
 }
 
 }  // namespace

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
               "and null)");
   text_option("--transport", "transport",
               "The kernel interface: dblock (dblock.ko), ublk (the kernel's ublk_drv, Linux "
-              "6.5+; no --attach, --recovery wait or resize) or auto (the default: dblock if "
+              "6.5+; no --grace, handover or resize) or auto (the default: dblock if "
               "/dev/dblockctl exists, else ublk)");
   flag_option("--read-only", "read_only", "Make the disk read-only (and open a file read-only)");
   flag_option("--mlock", "mlock",
@@ -140,11 +140,6 @@ int main(int argc, char** argv) {
     }
     for (std::size_t i = 0; i < flags.size(); ++i) {
       if (flags[i].second->count() > 0) settings[flags[i].first] = flag_values[i] ? "true" : "false";
-    }
-    if (const auto t = settings.find("transport"); attach && t != settings.end() && t->second == "ublk") {
-      throw std::invalid_argument(
-          "--attach goes with dblock.ko: a ublk device cannot be taken over yet (fix: "
-          "--transport dblock)");
     }
     if ((attach || create_or_attach) && settings["backend"] == "ram") {
       throw std::invalid_argument(fmt::format(

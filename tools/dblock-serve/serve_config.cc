@@ -286,11 +286,10 @@ Plan make_plan(const Settings& settings) {
   }
   if (const auto it = settings.find("transport"); it != settings.end()) {
     plan.transport = dblock::parse_transport(it->second);
-    if (plan.transport == dblock::Transport::kUblk &&
-        plan.device.recovery == dblock::Recovery::kWait) {
+    if (plan.transport == dblock::Transport::kUblk && plan.device.grace_ms != 0) {
       throw std::invalid_argument(
-          "recovery wait goes with dblock.ko: a ublk device cannot be taken over yet (fix: "
-          "--recovery fail, or --transport dblock)");
+          "grace goes with dblock.ko: ublk holds a dead server's I/O with no time limit (fix: "
+          "--grace never, or --transport dblock)");
     }
   }
 

@@ -126,12 +126,23 @@ TEST(MakePlan, Transport) {
   EXPECT_THROW(
       make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"transport", "loop"}}),
       std::invalid_argument);
-  // ublk devices cannot be taken over (yet): the wait policy would not hold.
+  // ublk holds a dead server's I/O (the wait policy) with no time limit: a
+  // grace period is dblock.ko's.
+  const Plan ublk_wait =
+      make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"}, {"transport", "ublk"}});
+  EXPECT_EQ(ublk_wait.device.recovery, dblock::Recovery::kWait);
+  EXPECT_EQ(ublk_wait.transport, dblock::Transport::kUblk);
+  EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"},
+                       {"grace", "never"}, {"transport", "ublk"}})
+                .device.grace_ms,
+            0u);
   try {
-    make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"}, {"transport", "ublk"}});
+    make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"}, {"grace", "90s"},
+               {"transport", "ublk"}});
     FAIL() << "no exception";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("--transport dblock"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("grace"), std::string::npos) << e.what();
   }
   EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "file:/x"}, {"recovery", "wait"},
                        {"transport", "dblock"}})
