@@ -353,10 +353,10 @@ void UblkControl::start(std::uint32_t id) {
 }
 
 void UblkControl::start_recovery(std::uint32_t id) {
-  // EBUSY until the kernel has seen the old server go and quiesced the
-  // device (the old server's /dev/ublkcID closed; before Linux 6.15, its
-  // monitor runs every 5 s).
-  constexpr int kAttempts = 300;
+  // EBUSY until the kernel has seen the old server go (its /dev/ublkcID
+  // closed) and quiesced the device, which waits for the requests in
+  // flight: seen to take 30 s, their timeout, on 6.12-rt.
+  constexpr int kAttempts = 900;
   constexpr auto kRetry = std::chrono::milliseconds(100);
   for (int attempt = 1;; ++attempt) {
     const int rc = command(UBLK_U_CMD_START_USER_RECOVERY, id, nullptr, 0, 0);

@@ -42,9 +42,9 @@ class UblkControl {
   // START_USER_RECOVERY: readies a device whose server died, under
   // Recovery::kWait (UBLK_F_USER_RECOVERY: its disk stayed, its I/O held),
   // for a new server: open /dev/ublkcID, fetch on every queue, then
-  // end_recovery().  Waits (30 s at most) for the kernel to have quiesced
-  // the device after its server's death: before Linux 6.15 a monitor does
-  // it every 5 s.
+  // end_recovery().  Waits (90 s at most) for the kernel to have quiesced
+  // the device after its server's death: at once on 6.12, but on 6.12-rt
+  // only once the requests in flight time out (30 s).
   void start_recovery(std::uint32_t id);
   // END_USER_RECOVERY: waits until every queue has fetched, then the held
   // I/O goes to this process.
