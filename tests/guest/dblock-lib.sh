@@ -132,6 +132,8 @@ start_serve() {
   shift
   local logf=/tmp/serve-$name.log ready="serving" from=1
   if [[ " $* " == *" --attach "* ]]; then ready="took over /dev/$name"; fi
+  # It says either.
+  if [[ " $* " == *" --create-or-attach "* ]]; then ready=" /dev/$name "; fi
   # Only this server's lines count: an earlier one's are in the same log.
   if [[ -f $logf ]]; then from=$(($(wc -l <"$logf") + 1)); fi
   "$SERVE" "$name" "$@" >>"$logf" 2>&1 &

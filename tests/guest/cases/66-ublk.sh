@@ -3,8 +3,11 @@
 # --transport ublk; auto picks it when dblock.ko is not loaded): the seed flow
 # (ext4, files, e2fsck, remount), fio verify at QD32 on two queues, discard
 # and write zeroes reaching a file backend, SIGTERM deleting the device and its
-# /dev/NAME link with the server exiting 0, and one-line errors for what only
-# dblock.ko does.  Skipped where the kernel has no ublk_drv (Debian 12's 6.1).
+# /dev/NAME link with the server exiting 0, a takeover under the 'wait' policy
+# (ublk's user recovery) with ext4 mounted and fio verifying, and one-line
+# errors for what only dblock.ko does.  Skipped where the kernel has no
+# ublk_drv (Debian 12's 6.1).
+# dblock-timeout: 600
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"
@@ -100,7 +103,127 @@ wait "$SERVE_PID" 2>/dev/null || true
 wait_gone /dev/ukill 10
 wait_gone "/dev/ublkc$n" 10
 
-# 4. What only dblock.ko does is refused in one line, before anything
+# 4. The 'wait' policy over ublk (UBLK_F_USER_RECOVERY_REISSUE): with ext4
+# mounted and fio verifying files on it, the server is killed (SIGKILL): the
+# disk stays and its I/O waits; a new server takes it over (--attach), and
+# after a second kill another (--create-or-attach).  fio ends with no I/O or
+# verify error, a read issued with no server completes, fsync'd files read
+# back from the backend, e2fsck -fn is clean.
+io_errors() { dmesg | grep -cE "I/O error.*dev ublkb$1|EXT4-fs error.*ublkb$1|Buffer I/O error on dev ublkb$1" || true; }
+# writes_of N: writes ublkbN completed.
+writes_of() { awk '{ print $5 }' "/sys/block/ublkb$1/stat"; }
+# wait_writes_past N COUNT: until ublkbN has completed more than COUNT writes.
+wait_writes_past() {
+  local deadline=$((SECONDS + 120))
+  until (($(writes_of "$1") > $2)); do
+    kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.ublk-takeover.out; die "fio ended before the server was replaced"; }
+    ((SECONDS < deadline)) || die "no write progress on ublkb$1 in 120s"
+    sleep 0.2
+  done
+}
+# list_of NAME: "id name state server" as dblockctl lists it.
+list_of() { "$DBLOCKCTL" list -n -o id,name,state,server | tr -s ' ' | sed 's/^ //' | grep " $1 "; }
+# kill_and_hold N: SIGKILL the server of ublkbN; the kernel keeps the disk
+# with no server (listed with no server) and holds a read issued now.
+kill_and_hold() {
+  local dead=$SERVE_PID start=$SECONDS
+  kill -KILL "$dead"
+  wait "$dead" 2>/dev/null || true
+  # The kernel quiesces the disk once the requests in flight are back: on
+  # 6.12-rt only when they time out (30 s).
+  until [[ $(list_of utk) == "$1 utk live -" ]]; do
+    ((SECONDS < start + 90)) || die "ublkb$1 90 s after its server died: '$(list_of utk)'"
+    sleep 0.2
+  done
+  [[ -b /dev/ublkb$1 ]] || die "/dev/ublkb$1 went with its server under the wait policy"
+  dd if=/dev/utk of=/dev/null bs=4k count=1 skip=$((RANDOM)) iflag=direct status=none &
+  held_pid=$!
+  kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.ublk-takeover.out; die "fio ended while no server was attached"; }
+  log "killed server $dead under fio; ublkb$1 held with no server after $((SECONDS - start)) s"
+}
+# took_over N: the new server serves ublkbN, the held read completed.
+took_over() {
+  assert_eq "$1 utk live $SERVE_PID" "$(list_of utk)" "dblockctl list after the takeover"
+  wait "$held_pid" || die "a read issued while no server was attached failed"
+}
+
+rm -f "$img" && truncate -s 256M "$img"
+start_serve utk --transport ublk --backend "file:$img" --queues 2 --depth 32 --recovery wait
+n=$(ublk_of utk)
+"$DBLOCKCTL" list --json | grep -q '"recovery": "wait"' || die "ublkb$n is not listed with the wait policy"
+mkfs.ext4 -q /dev/utk
+mount /dev/utk "$mnt"
+errors_before=$(io_errors "$n")
+write_files "$mnt/synced" 16
+sync -f "$mnt/synced/big"
+runtime=45
+[[ $(uname -r) != *debug* ]] || runtime=240
+fio --directory="$mnt" --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1 \
+  --verify_backlog=128 --time_based --runtime=$runtime --group_reporting --output-format=terse \
+  --name=direct --direct=1 --rw=randwrite --bsrange=4k-128k --size=32M --numjobs=2 \
+  --name=buffered --direct=0 --ioengine=psync --rw=randwrite --bs=16k --size=24M \
+  --fsync=64 >/tmp/fio.ublk-takeover.out 2>&1 &
+fio_pid=$!
+
+wait_writes_past "$n" $(($(writes_of "$n") + 1000))
+kill_and_hold "$n"
+# A server refuses a device that is served, and one made with 'fail'
+# (tried while there is none: the check comes before anything changes).
+start_serve utk --backend "file:$img" --attach
+took_over "$n"
+rc=0
+out=$("$SERVE" utk --backend "file:$img" --attach 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit code of a second --attach"
+assert_eq 1 "$(wc -l <<<"$out")" "lines of output of a second --attach: $out"
+grep -q "served by pid $SERVE_PID" <<<"$out" || die "no 'served by' in: $out"
+echo 3 >/proc/sys/vm/drop_caches
+check_files "$mnt/synced"
+
+wait_writes_past "$n" $(($(writes_of "$n") + 1000))
+kill_and_hold "$n"
+start_serve utk --backend "file:$img" --create-or-attach
+took_over "$n"
+grep -q "took over /dev/utk -> /dev/ublkb$n, ublk" /tmp/serve-utk.log || die "--create-or-attach did not take over"
+
+wait "$fio_pid" || { cat /tmp/fio.ublk-takeover.out; die "fio failed across the takeovers"; }
+# terse v3 lines: field 5 is the job's error number.
+grep '^3;' /tmp/fio.ublk-takeover.out | awk -F';' '$5 != 0 { bad = 1 } END { exit bad || NR == 0 }' ||
+  { cat /tmp/fio.ublk-takeover.out; die "fio reported an error"; }
+log "fio (name;error;read KiB;write KiB): $(grep '^3;' /tmp/fio.ublk-takeover.out | cut -d';' -f3,5,6,47 | head -n 1)"
+assert_eq "$errors_before" "$(io_errors "$n")" "I/O or ext4 errors of ublkb$n in the kernel log"
+check_files "$mnt/synced"
+umount "$mnt"
+e2fsck -fn /dev/utk || die "e2fsck found errors after the takeovers"
+# No handover over ublk: SIGUSR1 is refused in one line, the server stays.
+kill -USR1 "$SERVE_PID"
+deadline=$((SECONDS + 30))
+until grep -q "not handing /dev/utk over" /tmp/serve-utk.log; do
+  ((SECONDS < deadline)) || die "no refusal of SIGUSR1"
+  sleep 0.1
+done
+kill -0 "$SERVE_PID" 2>/dev/null || die "the server exited on SIGUSR1"
+stop_ublk utk
+
+# A device made with 'fail' cannot be taken over: its I/O failed.
+start_serve ufail --backend "file:$img"
+kill -KILL "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null || true
+rc=0
+out=$("$SERVE" ufail --backend "file:$img" --attach 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit code of --attach to a 'fail' device"
+assert_eq 1 "$(wc -l <<<"$out")" "lines of output of --attach to a 'fail' device: $out"
+grep -q "recovery policy is 'fail'" <<<"$out" || die "no reason in: $out"
+"$DBLOCKCTL" destroy ufail
+wait_gone /dev/ufail 10
+# Nothing to take over: one line, nothing made.
+rc=0
+out=$("$SERVE" unone --backend "file:$img" --attach 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit code of --attach to no device"
+assert_eq 1 "$(wc -l <<<"$out")" "lines of output of --attach to no device: $out"
+grep -q "no ublk device has that name" <<<"$out" || die "no reason in: $out"
+[[ ! -e /dev/unone ]] || die "/dev/unone exists after a refused --attach"
+
+# 5. What only dblock.ko does is refused in one line, before anything
 # exists: as a usage error (2) when --transport ublk is given, by the library
 # (1) when auto chose ublk.
 # refused CODE ARGS...
@@ -113,13 +236,12 @@ refused() {
   grep -q "transport dblock" <<<"$out" || die "no fix in: $out"
   [[ ! -e /dev/urefused ]] || die "/dev/urefused exists after a refusal"
 }
-refused 2 --transport ublk --attach
-refused 2 --transport ublk --recovery wait
-refused 1 --recovery wait
+refused 2 --transport ublk --recovery wait --grace 30s
+refused 1 --recovery wait --grace 30s
 left=$(find /dev -maxdepth 1 -name 'ublkc*')
 [[ -z $left ]] || die "ublk devices left: $left"
 
-# 5. Without the driver, the error says how to load it.
+# 6. Without the driver, the error says how to load it.
 unload_dblock
 rc=0
 out=$("$SERVE" unomod --transport ublk --backend ram --size 64M 2>&1) || rc=$?
