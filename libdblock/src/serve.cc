@@ -217,8 +217,7 @@ std::optional<DeviceInfo> find_unserved_ublk(const std::string& name, std::uint6
     return std::nullopt;
   }
   device.config.name = name;
-  // Until the kernel has seen it die (before Linux 6.15, within 5 s), a
-  // dead server's pid stays.
+  // Until the kernel has quiesced the device, a dead server's pid stays.
   if (device.server_pid > 0 && !(::kill(device.server_pid, 0) < 0 && errno == ESRCH)) {
     out.complain(fmt::format("{}: it is served by pid {} (fix: a ublk device cannot be handed "
                              "over: stop that server, or serve with --transport dblock)",
