@@ -164,6 +164,16 @@ class SignalWatcher {
   std::jthread thread_;  // last: joined first
 };
 
+// Whether a backend of `backend_size` bytes holds all of `device`; if not,
+// says so in one line (what: "cannot attach to ...").
+bool backend_holds(const DeviceInfo& device, std::uint64_t backend_size, const std::string& what,
+                   const Printer& out) {
+  if (backend_size >= device.config.size_bytes) return true;
+  out.complain(fmt::format("{}: the device ({}) is larger than its backend ({})", what,
+                           format_size(device.config.size_bytes), format_size(backend_size)));
+  return false;
+}
+
 // The existing device `name`, if a new server may take it.
 std::optional<DeviceInfo> find_unserved(const std::string& name, std::uint64_t backend_size,
                                         const Printer& out) {
@@ -188,11 +198,7 @@ std::optional<DeviceInfo> find_unserved(const std::string& name, std::uint64_t b
         device.server_pid, device.server_pid));
     return std::nullopt;
   }
-  if (backend_size < device.config.size_bytes) {
-    out.complain(fmt::format("{}: the device ({}) is larger than its backend ({})", what,
-                             format_size(device.config.size_bytes), format_size(backend_size)));
-    return std::nullopt;
-  }
+  if (!backend_holds(device, backend_size, what, out)) return std::nullopt;
   return device;
 }
 
@@ -231,11 +237,7 @@ std::optional<DeviceInfo> find_unserved_ublk(const std::string& name, std::uint6
                              what, name));
     return std::nullopt;
   }
-  if (backend_size < device.config.size_bytes) {
-    out.complain(fmt::format("{}: the device ({}) is larger than its backend ({})", what,
-                             format_size(device.config.size_bytes), format_size(backend_size)));
-    return std::nullopt;
-  }
+  if (!backend_holds(device, backend_size, what, out)) return std::nullopt;
   return device;
 }
 

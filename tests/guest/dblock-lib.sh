@@ -158,6 +158,32 @@ fio_verify() {
   log "fio $tag: $(grep -v '^fio:' "/tmp/fio.$tag.out" | cut -d';' -f3,4 | head -1)"
 }
 
+# start_fio_writers DIR TAG DIRECT_SIZE BUFFERED_SIZE: in the background, direct
+# (libaio, two jobs) and buffered (psync, fsync every 64 writes) random writers in
+# DIR, each verifying what it wrote as it goes, for 45 s (240 s on a KASAN kernel,
+# ~5x slower): long enough for a case to replace the server under them.  Sets
+# fio_pid; output in /tmp/fio.TAG.out, checked by check_fio_writers TAG.
+start_fio_writers() {
+  local dir=$1 tag=$2 direct_size=$3 buffered_size=$4 runtime=45
+  [[ $(uname -r) != *debug* ]] || runtime=240
+  fio --directory="$dir" --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1 \
+    --verify_backlog=128 --time_based --runtime=$runtime --group_reporting --output-format=terse \
+    --name=direct --direct=1 --rw=randwrite --bsrange=4k-128k --size="$direct_size" --numjobs=2 \
+    --name=buffered --direct=0 --ioengine=psync --rw=randwrite --bs=16k --size="$buffered_size" \
+    --fsync=64 >"/tmp/fio.$tag.out" 2>&1 &
+  fio_pid=$!
+}
+
+# check_fio_writers TAG: start_fio_writers's fio ended with no I/O or verify error.
+check_fio_writers() {
+  local out=/tmp/fio.$1.out
+  wait "$fio_pid" || { cat "$out"; die "fio failed across the takeovers"; }
+  # terse v3 lines: field 5 is the job's error number.
+  grep '^3;' "$out" | awk -F';' '$5 != 0 { bad = 1 } END { exit bad || NR == 0 }' ||
+    { cat "$out"; die "fio reported an error"; }
+  log "fio (name;error;read KiB;write KiB): $(grep '^3;' "$out" | cut -d';' -f3,5,6,47 | head -n 1)"
+}
+
 # Bytes a file really occupies (its holes excluded).
 allocated_bytes() {
   echo $(($(stat -c %b "$1") * $(stat -c %B "$1")))

@@ -43,16 +43,8 @@ errors_before=$(io_errors)
 write_files "$mnt/synced" 16
 sync -f "$mnt/synced/big"
 
-# Direct and buffered writers, each verifying what it wrote as it goes,
-# long enough for both replacements (KASAN kernels run ~5x slower).
-runtime=45
-[[ $(uname -r) != *debug* ]] || runtime=240
-fio --directory="$mnt" --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1 \
-  --verify_backlog=128 --time_based --runtime=$runtime --group_reporting --output-format=terse \
-  --name=direct --direct=1 --rw=randwrite --bsrange=4k-128k --size=48M --numjobs=2 \
-  --name=buffered --direct=0 --ioengine=psync --rw=randwrite --bs=16k --size=32M \
-  --fsync=64 >/tmp/fio.takeover.out 2>&1 &
-fio_pid=$!
+# Direct and buffered writers, verifying as they go, across both replacements.
+start_fio_writers "$mnt" takeover 48M 32M
 
 wait_writes_past $(($(cat /sys/block/$name/dblock/writes) + 1000))
 first=$SERVE_PID
@@ -79,11 +71,7 @@ grep -q "handed /dev/$name over" "/tmp/serve-$name.log" || die "server 2 did not
 attach_serve 3
 log "server 2 handed over to $SERVE_PID"
 
-wait "$fio_pid" || { cat /tmp/fio.takeover.out; die "fio failed across the takeovers"; }
-# terse v3 lines: field 5 is the job's error number.
-grep '^3;' /tmp/fio.takeover.out | awk -F';' '$5 != 0 { bad = 1 } END { exit bad || NR == 0 }' ||
-  { cat /tmp/fio.takeover.out; die "fio reported an error"; }
-log "fio (name;error;read KiB;write KiB): $(grep '^3;' /tmp/fio.takeover.out | cut -d';' -f3,5,6,47 | head -n 1)"
+check_fio_writers takeover
 assert_eq "$errors_before" "$(io_errors)" "I/O or ext4 errors in the kernel log"
 assert_eq 0 "$(cat /sys/block/$name/dblock/errors)" "requests the servers failed"
 

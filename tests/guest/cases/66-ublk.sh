@@ -156,14 +156,7 @@ mount /dev/utk "$mnt"
 errors_before=$(io_errors "$n")
 write_files "$mnt/synced" 16
 sync -f "$mnt/synced/big"
-runtime=45
-[[ $(uname -r) != *debug* ]] || runtime=240
-fio --directory="$mnt" --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1 \
-  --verify_backlog=128 --time_based --runtime=$runtime --group_reporting --output-format=terse \
-  --name=direct --direct=1 --rw=randwrite --bsrange=4k-128k --size=32M --numjobs=2 \
-  --name=buffered --direct=0 --ioengine=psync --rw=randwrite --bs=16k --size=24M \
-  --fsync=64 >/tmp/fio.ublk-takeover.out 2>&1 &
-fio_pid=$!
+start_fio_writers "$mnt" ublk-takeover 32M 24M
 
 wait_writes_past "$n" $(($(writes_of "$n") + 1000))
 kill_and_hold "$n"
@@ -185,11 +178,7 @@ start_serve utk --backend "file:$img" --create-or-attach
 took_over "$n"
 grep -q "took over /dev/utk -> /dev/ublkb$n, ublk" /tmp/serve-utk.log || die "--create-or-attach did not take over"
 
-wait "$fio_pid" || { cat /tmp/fio.ublk-takeover.out; die "fio failed across the takeovers"; }
-# terse v3 lines: field 5 is the job's error number.
-grep '^3;' /tmp/fio.ublk-takeover.out | awk -F';' '$5 != 0 { bad = 1 } END { exit bad || NR == 0 }' ||
-  { cat /tmp/fio.ublk-takeover.out; die "fio reported an error"; }
-log "fio (name;error;read KiB;write KiB): $(grep '^3;' /tmp/fio.ublk-takeover.out | cut -d';' -f3,5,6,47 | head -n 1)"
+check_fio_writers ublk-takeover
 assert_eq "$errors_before" "$(io_errors "$n")" "I/O or ext4 errors of ublkb$n in the kernel log"
 check_files "$mnt/synced"
 umount "$mnt"
