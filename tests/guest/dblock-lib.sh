@@ -18,6 +18,27 @@ disk_sysfs() {
   echo "/sys/block/$(basename "$(readlink -f "/dev/$1")")"
 }
 
+# part_path NAME N: partition N of /dev/NAME under the kernel's name for it
+# (over ublk the disk is ublkbN, its partitions ublkbNpM).  Linux puts a "p"
+# before the number only when the disk's name ends in a digit.
+part_path() {
+  local disk
+  disk=$(basename "$(readlink -f "/dev/$1")")
+  [[ $disk == *[0-9] ]] && disk+=p
+  echo "/dev/$disk$2"
+}
+
+# discards_done NAME: discard requests served for /dev/NAME: dblock.ko counts
+# those its server answered; over ublk, the block layer's count of discards
+# completed (field 12 of the disk's stat), which only the server completes.
+discards_done() {
+  if [[ $DBLOCK_TRANSPORT == ublk ]]; then
+    awk '{ print $12 }' "$(disk_sysfs "$1")/stat"
+  else
+    cat "/sys/block/$1/dblock/discards"
+  fi
+}
+
 # A failed case must not leave servers, mounts or devices to the next one.
 # A case with more to undo defines case_cleanup, which runs once servers
 # and devices are gone.

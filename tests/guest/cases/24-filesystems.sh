@@ -3,6 +3,7 @@
 # of thousands of files with renames, deletes and fsync, fstrim whose
 # discards reach the backend (the backing file's allocation shrinks),
 # unmount, and each filesystem's own check.
+# dblock-transports: dblock ublk
 # dblock-timeout: 900
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -60,10 +61,10 @@ for fs in ext4 xfs btrfs; do
     mkfs_fs $fs /dev/$name
     mount /dev/$name /tmp/fsm
     workload /tmp/fsm
-    discards_before=$(cat /sys/block/$name/dblock/discards)
+    discards_before=$(discards_done "$name")
     [[ $backend == file ]] && alloc_before=$(allocated_bytes /tmp/$name.img)
     fstrim -v /tmp/fsm
-    discards_after=$(cat /sys/block/$name/dblock/discards)
+    discards_after=$(discards_done "$name")
     ((discards_after > discards_before)) || die "$name: fstrim sent no discard to the server"
     if [[ $backend == file ]]; then
       alloc_after=$(allocated_bytes /tmp/$name.img)
