@@ -492,9 +492,10 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
         backend += (backend.empty() ? "" : ", ") + options.backend_details;
       }
       const std::string started = fmt::format(
-          "{} {} ({}, {}-byte blocks, {} queues x {}{}{})", attach ? "took over" : "serving",
+          "{} {} ({}, {}-byte blocks, {} queues x {}{}{}){}", attach ? "took over" : "serving",
           where, format_size(live.config.size_bytes), live.config.block_size,
-          live.config.queues, live.config.queue_depth, backend.empty() ? "" : "; ", backend);
+          live.config.queues, live.config.queue_depth, backend.empty() ? "" : "; ", backend,
+          ublk ? "; over ublk no online resize or handover" : "");
       if (options.on_started) {
         options.on_started(live);
       } else {

@@ -262,10 +262,18 @@ int UblkControl::command(std::uint32_t op, std::uint32_t id, void* buffer, std::
 
 std::uint64_t ublk_add_flags(const DeviceConfig& config, std::uint64_t features) {
   std::uint64_t flags = UBLK_F_CMD_IOCTL_ENCODE;
+  const std::string what = fmt::format("ublk: add a device for '{}'", config.name);
+  // ublk fails no request its server holds, however long (0 is dblock.ko's
+  // default of 30 s, not asked for): a time limit would be ignored.
+  if (config.timeout_ms != 0 && config.timeout_ms != kTimeoutNever) {
+    throw std::invalid_argument(fmt::format(
+        "{}: ublk never fails a request its server holds, it has no request timeout "
+        "(fix: --timeout never, or --transport dblock)",
+        what));
+  }
   if (config.recovery != Recovery::kWait) return flags;
   // 'wait': the kernel holds the I/O of a server that died, and hands it
   // (again, REISSUE) to the next one (--attach).
-  const std::string what = fmt::format("ublk: add a device for '{}'", config.name);
   if (config.grace_ms != 0) {
     throw std::invalid_argument(fmt::format(
         "{}: ublk holds a dead server's I/O with no time limit, it has no grace period "
@@ -420,6 +428,7 @@ DeviceInfo UblkControl::info(std::uint32_t id) {
     c.max_write_zeroes_bytes = params.discard.max_write_zeroes_sectors << 9;
   }
   c.recovery = (dev.flags & UBLK_F_USER_RECOVERY) != 0 ? Recovery::kWait : Recovery::kFail;
+  c.timeout_ms = kTimeoutNever;  // ublk fails no request its server holds
   info.id = id;
   info.transport = Transport::kUblk;
   // Quiesced (or failing I/O): its disk is there, its server gone.

@@ -87,6 +87,28 @@ TEST(UblkAddFlags, AGracePeriodIsRefusedNotIgnored) {
   }
 }
 
+TEST(UblkAddFlags, ARequestTimeoutIsRefusedNotIgnored) {
+  std::uint64_t flags = 0;
+  dblock::DeviceConfig config = config_with(dblock::Recovery::kFail);
+  for (const std::uint32_t ok : {0u, dblock::kTimeoutNever}) {  // the default; ublk's own
+    config.timeout_ms = ok;
+    ADD_FLAGS_OR_SKIP(flags, config, kAllFeatures);
+    EXPECT_EQ(flags, kCmdIoctlEncode);
+  }
+  for (const auto recovery : {dblock::Recovery::kFail, dblock::Recovery::kWait}) {
+    config = config_with(recovery);
+    config.timeout_ms = 5'000;
+    try {
+      dblock::internal::ublk_add_flags(config, kAllFeatures);
+      ADD_FAILURE() << "a request timeout was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("no request timeout"));
+      EXPECT_THAT(e.what(), HasSubstr("(fix: --timeout never, or --transport dblock)"));
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+}
+
 // --attach over ublk to a name that is no ublk disk: one line, exit 1, and
 // nothing asked of the kernel (this host may have no ublk at all).
 TEST(UblkServe, AttachToNoUblkDeviceIsRefusedInOneLine) {

@@ -291,6 +291,12 @@ Plan make_plan(const Settings& settings) {
           "grace goes with dblock.ko: ublk holds a dead server's I/O with no time limit (fix: "
           "--grace never, or --transport dblock)");
     }
+    if (plan.transport == dblock::Transport::kUblk && plan.device.timeout_ms != 0 &&
+        plan.device.timeout_ms != dblock::kTimeoutNever) {
+      throw std::invalid_argument(
+          "timeout goes with dblock.ko: ublk never fails a request its server holds (fix: "
+          "--timeout never, or --transport dblock)");
+    }
   }
 
   only_for("workers", !rbd && !nbd,

@@ -148,6 +148,24 @@ TEST(MakePlan, Transport) {
                        {"transport", "dblock"}})
                 .transport,
             dblock::Transport::kDblock);
+  // ublk fails no request its server holds: a request timeout is dblock.ko's.
+  EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"timeout", "never"},
+                       {"transport", "ublk"}})
+                .device.timeout_ms,
+            dblock::kTimeoutNever);
+  try {
+    make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"timeout", "5s"},
+               {"transport", "ublk"}});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("(fix: --timeout never, or --transport dblock)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(make_plan({{"name", "d"}, {"backend", "null"}, {"size", "1G"}, {"timeout", "5s"},
+                       {"transport", "dblock"}})
+                .device.timeout_ms,
+            5'000u);
 }
 
 TEST(MakePlan, RefusesBadRecoverySettings) {

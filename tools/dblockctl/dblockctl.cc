@@ -301,6 +301,25 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    // A ublk device by name: what the kernel's ublk lets anyone but its
+    // server do is to look at it.
+    if ((*info_cmd || *resize_cmd || *set_cmd) && !target.is_id) {
+      for (const auto& d : dblock::list_devices()) {
+        if (d.transport != dblock::Transport::kUblk ||
+            (d.config.name != target.text && fmt::format("ublkb{}", d.id) != target.text)) {
+          continue;
+        }
+        if (*info_cmd) {
+          as_json ? print_json(to_json(d)) : print_info(d);
+          return 0;
+        }
+        throw std::invalid_argument(fmt::format(
+            "'{}' is served over ublk (/dev/ublkb{}): {} goes with dblock.ko (fix: stop its "
+            "server and serve it again with {}, or with --transport dblock)",
+            d.config.name, d.id, *resize_cmd ? "online resize" : "dblockctl set",
+            *resize_cmd ? "the new size" : "--timeout/--recovery"));
+      }
+    }
     dblock::ControlDevice ctl;
     if (*version_cmd) {
       const dblock::ModuleVersion v = ctl.version();

@@ -18,7 +18,12 @@ load_dblock  # ublk_drv, without dblock.ko; exits 77 where there is none
 mnt=/tmp/ublk-mnt
 mkdir -p "$mnt"
 img=/tmp/ublk-case.img
-case_cleanup() { umount -l "$mnt" 2>/dev/null; rm -f "$img"; }
+case_cleanup() {
+  umount -l "$mnt" 2>/dev/null
+  rm -f "$img"
+  # What the takeover servers said, for a failure's diagnosis.
+  [[ ! -s /tmp/serve-utk.log ]] || { echo "--- /tmp/serve-utk.log:"; tail -n 20 /tmp/serve-utk.log; }
+}
 
 # ublk_of NAME: N of the /dev/ublkbN that /dev/NAME links to.
 ublk_of() {
@@ -57,6 +62,23 @@ assert_eq "$n uvol 256 MiB ublk live $SERVE_PID" \
   "$("$DBLOCKCTL" list -n -o id,name,size,transport,state,server | tr -s ' ' | sed 's/^ //')" \
   "dblockctl list"
 "$DBLOCKCTL" list --json | grep -q '"transport": "ublk"' || die "dblockctl list --json: no transport"
+grep -q "serving .*; over ublk no online resize or handover$" /tmp/serve-uvol.log ||
+  { cat /tmp/serve-uvol.log; die "the server does not say what ublk lacks"; }
+# dblockctl info finds it by name; resize and set are dblock.ko's: refused in
+# one line, with the fix, the disk unchanged.
+info=$("$DBLOCKCTL" info uvol)
+grep -q "^channel: */dev/ublkc$n$" <<<"$info" ||
+  { echo "$info"; die "dblockctl info uvol: not ublkc$n"; }
+grep -q "^timeout: *never$" <<<"$info" || { echo "$info"; die "dblockctl info uvol: a timeout ublk does not have"; }
+for args in "resize uvol 512M" "set uvol --timeout 5s"; do
+  rc=0
+  # shellcheck disable=SC2086 # words
+  out=$("$DBLOCKCTL" $args 2>&1) || rc=$?
+  assert_eq 1 "$rc" "exit code of dblockctl $args"
+  assert_eq 1 "$(wc -l <<<"$out")" "lines of output of dblockctl $args: $out"
+  grep -q "served over ublk (/dev/ublkb$n): .* goes with dblock.ko (fix: " <<<"$out" || die "no fix in: $out"
+done
+assert_eq $((256 << 20)) "$(blockdev --getsize64 /dev/uvol)" "size of /dev/uvol after a refused resize"
 stop_ublk uvol
 
 # 2. A file backend: flush, discard and write zeroes reach it; SIGTERM
@@ -227,6 +249,8 @@ refused() {
 }
 refused 2 --transport ublk --recovery wait --grace 30s
 refused 1 --recovery wait --grace 30s
+refused 2 --transport ublk --timeout 5s
+refused 1 --timeout 5s
 left=$(find /dev -maxdepth 1 -name 'ublkc*')
 [[ -z $left ]] || die "ublk devices left: $left"
 
