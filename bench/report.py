@@ -281,12 +281,25 @@ def main():
     # Over ublk: libdblock (dblock-serve --transport ublk) vs the kernel's kublk.
     kublk = {}
     if any(t in results for t in KUBLK):
-        kublk = dict(need=KUBLK_NEED, pairs=KUBLK_PAIRS, jobs={})
+        kublk = dict(need=KUBLK_NEED, pairs=KUBLK_PAIRS, jobs={}, rounds={})
+
+        def round_iops(t, job):
+            out = {}
+            for f in glob.glob(os.path.join(RAW, "fio", f"{t}@{job}@r*.json")):
+                r = fio_result(f)
+                if r:
+                    out[int(f[:-5].rsplit("@r", 1)[1])] = r["iops"]
+            return out
         for job, _ in JOBS:
             e = {}
             for mine, ref in KUBLK_PAIRS:
                 a, b = iops(mine, job), iops(ref, job)
                 e[mine] = round(a / b, 3) if a and b else None
+                # Per round, in round order: the host's load can change between rounds.
+                ra, rb = round_iops(mine, job), round_iops(ref, job)
+                rs = [round(ra[n] / rb[n], 3) for n in sorted(ra) if rb.get(n)]
+                if len(rs) > 1:
+                    kublk["rounds"].setdefault(job, {})[mine] = rs
                 check(f"libdblock over ublk {JOB_NAMES[job]} >= {KUBLK_NEED}x kublk ({mine} / {ref})",
                       mine, job, ref, KUBLK_NEED, e[mine])
             kublk["jobs"][job] = e
@@ -687,7 +700,8 @@ def write_kublk_md(L, d):
              f"**Target: libdblock >= {kb['need']}x kublk on every job, same target kind.**\n")
     n = max((len(r.get("rounds_iops", [])) for t in KUBLK for r in res.get(t, {}).values()), default=0)
     if n > 1:
-        L.append(f"Each figure is the median of {n} rounds; the ratios are of medians.\n")
+        L.append(f"Each figure is the median of {n} rounds; the ratios are of medians, the per-round "
+                 "ratios (round order) in brackets.\n")
     head, rule = "| job |", "| --- |"
     for mine, ref in kb["pairs"]:
         head += f" {mine} | {ref} | **ratio** |"
@@ -706,7 +720,9 @@ def write_kublk_md(L, d):
         row = f"| {jn} |"
         for mine, ref in kb["pairs"]:
             v = e.get(mine)
-            row += f" {cell(mine, j)} | {cell(ref, j)} | **{'' if v is None else f'{v:.2f}x'}** |"
+            rs = kb.get("rounds", {}).get(j, {}).get(mine)
+            row += (f" {cell(mine, j)} | {cell(ref, j)} | **{'' if v is None else f'{v:.2f}x'}**"
+                    + (f" ({', '.join(f'{x:.2f}' for x in rs)})" if rs else "") + " |")
         L.append(row)
     L.append("")
 
