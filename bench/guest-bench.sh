@@ -190,7 +190,7 @@ if ((!DBLOCK_OK)); then
 fi
 want() {
   [[ -z $ONLY || ",$ONLY," == *",$1,"* ]] &&
-    { ((DBLOCK_OK)) || [[ $1 == brd || $1 == null_blk || $1 == loop || $1 == nbd || $1 == nbd-k* || $1 == null_blk-lat || $1 == loop-dio-lat ]]; }
+    { ((DBLOCK_OK)) || [[ $1 == brd || $1 == kublk-* || $1 == null_blk || $1 == loop || $1 == nbd || $1 == nbd-k* || $1 == null_blk-lat || $1 == loop-dio-lat ]]; }
 }
 
 # ---------------------------------------------------------------- references
@@ -253,35 +253,106 @@ for backend in null ram file; do
   done
 done
 
+# ---------------------------------------------------------------- ublk
 # The same null and RAM servers over the kernel's ublk (dblock-serve
-# --transport ublk), for the ratio that says what dblock.ko buys.
+# --transport ublk), for the ratio that says what dblock.ko buys; and beside
+# them the kernel's own ublk selftest server, kublk (bench/build-kublk.sh, from
+# Debian's linux-source), a ublk server no one here wrote: its null target
+# against dblock-serve's null backend, and its loop target against
+# dblock-serve's file backend on the same backing store. kublk's loop opens
+# its file with O_DIRECT, which tmpfs refuses: both serve a 256 MiB brd disk
+# (/dev/ram0, no file system) with O_DIRECT (dblock-serve --direct-io, io_uring).
+# Every server gets 1 MiB max I/O (kublk's fixed UBLK_IO_MAX_BYTES) and depth 64,
+# as many queues as its name says, and no I/O scheduler. All are up at once and
+# take turns job by job for several rounds (medians), like the NBD clients;
+# their threads are pinned by run_fio alike (CPU 0 under 1-job fio, both CPUs under 2).
+KUBLK=$BIN/kublk
 ublk_targets=()
-for t in ublk-null-1q ublk-null-2q ublk-ram-1q ublk-ram-2q; do want "$t" && ublk_targets+=("$t"); done
-if ((${#ublk_targets[@]})) && ! modprobe ublk_drv 2>/dev/null; then
-  note "ublk-*: skipped: no ublk_drv in $(uname -r)"
-  ublk_targets=()
-fi
-for target in "${ublk_targets[@]}"; do
-  IFS=- read -r _ backend q <<<"$target"
-  q=${q%q} name=ub$backend${q%q}
-  "$SERVE" "$name" --transport ublk --backend "$backend" --size ${SIZE_MB}M --queues "$q" --depth 64 \
-    --max-io 1M >"$RAW/$name.server.log" 2>&1 &
-  DPID=$!
-  if ! wait_blk "/dev/$name" "$DPID"; then
-    note "$target: server failed to start: $(tail -1 "$RAW/$name.server.log")"
-    kill "$DPID" 2>/dev/null
+for t in ublk-null-1q kublk-null-1q ublk-null-2q kublk-null-2q ublk-ram-1q ublk-ram-2q ublk-file-1q kublk-loop-1q; do
+  want "$t" || continue
+  if [[ $t == kublk-* && ! -x $KUBLK ]]; then
+    note "$t: skipped: no kublk binary (bench/run-bench.sh builds it for --kernel newest)"
     continue
   fi
-  # Like for like: dblock.ko's disks start without an I/O scheduler
-  # (BLK_MQ_F_NO_SCHED_BY_DEFAULT); the kernel gives a single-queue ublk disk
-  # mq-deadline, which alone cost it 3x at 4k QD32 (7.2 guest).
-  disk=$(basename "$(readlink -f "/dev/$name")")
-  echo none >"/sys/block/$disk/queue/scheduler" || note "$target: could not set $disk's scheduler to none"
-  [[ $backend == null ]] || prefill "/dev/$name"
-  run_fio "$target" "/dev/$name" "$DPID"
-  stop_dblock "$name" "$DPID"
+  ublk_targets+=("$t")
 done
-((${#ublk_targets[@]})) && rmmod ublk_drv
+if ((${#ublk_targets[@]})) && ! modprobe ublk_drv 2>/dev/null; then
+  note "ublk-*, kublk-*: skipped: no ublk_drv in $(uname -r)"
+  ublk_targets=()
+fi
+if ((${#ublk_targets[@]})); then
+  declare -A udev=() upid=()
+  ubrd=0
+  if [[ " ${ublk_targets[*]} " == *" ublk-file-1q "* || " ${ublk_targets[*]} " == *" kublk-loop-1q "* ]]; then
+    modprobe brd rd_nr=1 rd_size=$((SIZE_MB * 1024)) max_part=0 && ubrd=1
+    prefill /dev/ram0
+  fi
+  [[ -x $KUBLK ]] && note "kublk: $(cat "$BIN/kublk.version" 2>/dev/null), static; add -t null|loop -q N -d 64 --foreground (loop: /dev/ram0, O_DIRECT)"
+  kid=20
+  for t in "${ublk_targets[@]}"; do
+    IFS=- read -r kind backend q <<<"$t"
+    q=${q%q}
+    case $kind in
+      ublk)
+        name=ub$backend$q dev=/dev/ub$backend$q
+        args=(--backend "$backend")
+        if [[ $backend == file ]]; then
+          ((ubrd)) || { note "$t: skipped: no brd disk"; continue; }
+          args=(--backend file:/dev/ram0 --direct-io)
+        fi
+        "$SERVE" "$name" --transport ublk "${args[@]}" --size ${SIZE_MB}M --queues "$q" --depth 64 \
+          --max-io 1M >"$RAW/$name.server.log" 2>&1 & ;;
+      kublk)
+        name=kublk$kid dev=/dev/ublkb$kid
+        args=()
+        if [[ $backend == loop ]]; then
+          ((ubrd)) || { note "$t: skipped: no brd disk"; continue; }
+          args=(/dev/ram0)
+        fi
+        "$KUBLK" add -t "$backend" -q "$q" -d 64 -n "$kid" --foreground "${args[@]}" >"$RAW/$name.server.log" 2>&1 &
+        kid=$((kid + 1)) ;;
+    esac
+    pid=$!
+    if ! wait_blk "$dev" "$pid"; then
+      note "$t: server failed to start: $(tail -1 "$RAW/$name.server.log")"
+      kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+      continue
+    fi
+    udev[$t]=$dev upid[$t]=$pid
+    # Like for like: dblock.ko's disks start without an I/O scheduler
+    # (BLK_MQ_F_NO_SCHED_BY_DEFAULT); the kernel gives a single-queue ublk disk
+    # mq-deadline, which alone cost it 3x at 4k QD32 (7.2 guest).
+    disk=$(basename "$(readlink -f "$dev")")
+    echo none >"/sys/block/$disk/queue/scheduler" || note "$t: could not set $disk's scheduler to none"
+    [[ $t == ublk-ram-* ]] && prefill "$dev"
+  done
+  saved=("${JOBS[@]}") ublk_rounds=3
+  ((QUICK)) && ublk_rounds=1
+  for ((FIO_ROUND = 1; FIO_ROUND <= ublk_rounds; FIO_ROUND++)); do
+    for job in "${saved[@]}"; do
+      JOBS=("$job")
+      for t in "${ublk_targets[@]}"; do
+        [[ -n ${udev[$t]:-} ]] && run_fio "$t" "${udev[$t]}" "${upid[$t]}"
+      done
+    done
+  done
+  FIO_ROUND=""
+  JOBS=("${saved[@]}")
+  for t in "${ublk_targets[@]}"; do
+    [[ -n ${udev[$t]:-} ]] || continue
+    case $t in
+      ublk-*) stop_dblock "${udev[$t]#/dev/}" "${upid[$t]}" ;;
+      kublk-*)
+        id=${udev[$t]#/dev/ublkb}
+        "$KUBLK" del -n "$id" >>"$RAW/kublk$id.server.log" 2>&1 || log "kublk del -n $id failed"
+        for ((i = 0; i < 100; i++)); do kill -0 "${upid[$t]}" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "${upid[$t]}" 2>/dev/null && { log "kublk $id still running, killing"; kill -9 "${upid[$t]}"; }
+        wait "${upid[$t]}" 2>/dev/null ;;
+    esac
+  done
+  ((ubrd)) && rmmod brd
+  rmmod ublk_drv || log "rmmod ublk_drv failed"
+fi
 
 # Placement sensitivity: the same RAM device with its server pinned to fio's CPU.
 if want dblock-ram-1q-coloc; then

@@ -36,9 +36,18 @@ NBD_PAIRS = [("dblock-nbd-1q", "nbd-k1"), ("dblock-nbd-2q", "nbd-k2")]
 NBD_NEED, NBD_BEST_NEED, NBD_BEST_JOB = 1.0, 1.2, "rr4k_qd32"
 # libdblock's same null and RAM servers over the kernel's ublk (--transport
 # ublk), against themselves over dblock.ko: what the module buys.
-UBLK = [f"ublk-{b}-{q}q" for b in ("null", "ram") for q in (1, 2)]
+UBLK_KO = [f"ublk-{b}-{q}q" for b in ("null", "ram") for q in (1, 2)]
 UBLK_NEED = 1.0  # dblock-B-Nq / ublk-B-Nq on each 4k job
-TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD + UBLK
+# The kernel's own ublk selftest server (kublk, from Debian's linux-source) beside
+# dblock-serve over ublk, same target kind, queues, depth 64 and max I/O 1 MiB:
+# null vs null, and its loop target vs dblock-serve's file backend, both with
+# O_DIRECT on one brd disk. They take turns job by job (medians of rounds).
+UBLK = UBLK_KO + ["ublk-file-1q"]
+KUBLK = ["kublk-null-1q", "kublk-null-2q", "kublk-loop-1q"]
+KUBLK_PAIRS = [("ublk-null-1q", "kublk-null-1q"), ("ublk-null-2q", "kublk-null-2q"),
+               ("ublk-file-1q", "kublk-loop-1q")]
+KUBLK_NEED = 1.0  # ublk-X / kublk-Y on every job
+TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD + UBLK + KUBLK
 RATIO_REFS = ["brd", "null_blk", "nbd"]
 
 
@@ -260,7 +269,7 @@ def main():
               "dblock-nbd-*", NBD_BEST_JOB, "nbd-k*", NBD_BEST_NEED, nbd["jobs"][NBD_BEST_JOB]["best"])
 
     # Transports: the same servers over dblock.ko and over ublk.
-    for t in UBLK:
+    for t in UBLK_KO:
         mine = "dblock-" + t[len("ublk-"):]
         for job, _ in JOBS:
             if not job.startswith("r"):
@@ -268,6 +277,32 @@ def main():
             a, b = iops(mine, job), iops(t, job)
             check(f"libdblock over dblock.ko {JOB_NAMES[job]} >= {UBLK_NEED}x over ublk ({mine} / {t})",
                   mine, job, t, UBLK_NEED, round(a / b, 3) if a and b else None)
+
+    # Over ublk: libdblock (dblock-serve --transport ublk) vs the kernel's kublk.
+    kublk = {}
+    if any(t in results for t in KUBLK):
+        kublk = dict(need=KUBLK_NEED, pairs=KUBLK_PAIRS, jobs={}, rounds={})
+
+        def round_iops(t, job):
+            out = {}
+            for f in glob.glob(os.path.join(RAW, "fio", f"{t}@{job}@r*.json")):
+                r = fio_result(f)
+                if r:
+                    out[int(f[:-5].rsplit("@r", 1)[1])] = r["iops"]
+            return out
+        for job, _ in JOBS:
+            e = {}
+            for mine, ref in KUBLK_PAIRS:
+                a, b = iops(mine, job), iops(ref, job)
+                e[mine] = round(a / b, 3) if a and b else None
+                # Per round, in round order: the host's load can change between rounds.
+                ra, rb = round_iops(mine, job), round_iops(ref, job)
+                rs = [round(ra[n] / rb[n], 3) for n in sorted(ra) if rb.get(n)]
+                if len(rs) > 1:
+                    kublk["rounds"].setdefault(job, {})[mine] = rs
+                check(f"libdblock over ublk {JOB_NAMES[job]} >= {KUBLK_NEED}x kublk ({mine} / {ref})",
+                      mine, job, ref, KUBLK_NEED, e[mine])
+            kublk["jobs"][job] = e
 
     # Memory.
     mem = {}
@@ -377,7 +412,7 @@ def main():
             check(what, key.split("/")[0], job, key.split("/")[1], need, v)
 
     data = dict(host=host, guest=guest, notes=notes, results=results, ratios=ratios, checks=checks,
-                interleaved=inter, latency=latency, nbd=nbd,
+                interleaved=inter, latency=latency, nbd=nbd, kublk=kublk,
                 memory=mem, scale=scale, profile=profile,
                 caveat="QEMU TCG (software emulation) on a shared 2-core host: figures are not absolute "
                        "speeds; only ratios within this one boot mean something (run-to-run spread +-15%, "
@@ -442,6 +477,8 @@ def write_md(d):
         write_latency_md(L, d)
     if d.get("nbd"):
         write_nbd_md(L, d)
+    if d.get("kublk"):
+        write_kublk_md(L, d)
     L.append("## Targets (ratios)\n")
     L.append("| target | measured | verdict |")
     L.append("| --- | ---: | --- |")
@@ -648,6 +685,45 @@ def write_nbd_md(L, d):
     if n > 1:
         L.append(f"Each figure is the median of {n} rounds; the ratios are of medians.\n")
     L.extend(nbd_table(d))
+    L.append("")
+
+
+def write_kublk_md(L, d):
+    kb, res = d["kublk"], d["results"]
+    L.append("## Over ublk: libdblock (dblock-serve) vs the kernel's kublk\n")
+    L.append("The kernel's ublk selftest server (`kublk`, tools/testing/selftests/ublk/ of Debian's "
+             "linux-source, static with sid's liburing; see the notes for its version) beside "
+             "`dblock-serve --transport ublk`, all up at once in one boot, taking turns job by job; "
+             "depth 64, max I/O 1 MiB, no I/O scheduler, server threads pinned alike. null: "
+             "`kublk add -t null` vs `--backend null`; loop: `kublk add -t loop /dev/ram0` (O_DIRECT) vs "
+             "`--backend file:/dev/ram0 --direct-io`, one 256 MiB brd disk. IOPS (4k) or MiB/s (1M). "
+             f"**Target: libdblock >= {kb['need']}x kublk on every job, same target kind.**\n")
+    n = max((len(r.get("rounds_iops", [])) for t in KUBLK for r in res.get(t, {}).values()), default=0)
+    if n > 1:
+        L.append(f"Each figure is the median of {n} rounds; the ratios are of medians, the per-round "
+                 "ratios (round order) in brackets.\n")
+    head, rule = "| job |", "| --- |"
+    for mine, ref in kb["pairs"]:
+        head += f" {mine} | {ref} | **ratio** |"
+        rule += " ---: | ---: | ---: |"
+    L.extend([head, rule])
+
+    def cell(t, j):
+        r = res.get(t, {}).get(j)
+        if not r:
+            return ""
+        return f"{r['bw_mib']:.0f} MiB/s" if j.startswith("s") else fmt_iops(r["iops"])
+    for j, jn in JOBS:
+        e = kb["jobs"].get(j)
+        if not e or not any(res.get(t, {}).get(j) for p in kb["pairs"] for t in p):
+            continue
+        row = f"| {jn} |"
+        for mine, ref in kb["pairs"]:
+            v = e.get(mine)
+            rs = kb.get("rounds", {}).get(j, {}).get(mine)
+            row += (f" {cell(mine, j)} | {cell(ref, j)} | **{'' if v is None else f'{v:.2f}x'}**"
+                    + (f" ({', '.join(f'{x:.2f}' for x in rs)})" if rs else "") + " |")
+        L.append(row)
     L.append("")
 
 

@@ -5,7 +5,7 @@
 # O_DIRECT vs loop with direct I/O on a null_blk device with 100 us latency,
 # then dblock memory, scale (256 devices) and a profile of the RAM 4k
 # random-read path.
-#   usage: bench/run-bench.sh [--kernel 6.12|6.1] [--quick] [--runtime S] [--ramp S]
+#   usage: bench/run-bench.sh [--kernel 6.12|6.1|newest] [--quick] [--runtime S] [--ramp S]
 #                             [--mem MB] [--only T1,T2,...] [--no-install] [--no-build]
 #                             [--prebuilt DIR]  (DIR/dblock.ko and DIR/bin/: a known-good pair)
 #                             [--modparams "poll_us=0"]  (dblock.ko's parameters)
@@ -14,7 +14,8 @@
 # Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved nbd-k1 nbd-k2
 #   dblock-nbd-1q dblock-nbd-2q (one nbdkit memory server, kernel nbd client vs dblock's nbd backend)
 #   dblock-ram-1q-coloc profile mem scale
-#   ublk-{null,ram}-{1q,2q} (the same dblock-serve over the kernel's ublk: --transport ublk)
+#   ublk-{null,ram}-{1q,2q} ublk-file-1q (the same dblock-serve over the kernel's ublk: --transport ublk)
+#   kublk-null-{1q,2q} kublk-loop-1q (the kernel's ublk selftest server, bench/build-kublk.sh; --kernel newest)
 #   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil
 #     (100 us latency null_blk device; file on io_uring, on threads; null: the ceiling)
 # Output: a full run writes bench/results/latest.{md,json,png} (tracked) and
@@ -41,7 +42,7 @@ while (($#)); do
     --modparams) modparams=${2?}; shift 2 ;;
     --results) results=${2:?}; shift 2 ;;
     --lat-us) lat_us=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \?//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \?//'; exit 0 ;;
     *) echo "run-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,6 +77,16 @@ if ((build)); then
     { tail -20 /var/tmp/dblock-bench-kbuild.log >&2; exit 1; }
 fi
 
+# kublk, the kernel's ublk selftest server, from sid's linux-source for the newest
+# line's kernel (the ublk interface of the kernel it runs on), when its rows are wanted.
+kublk=""
+if [[ $line == newest && ( -z $only || ",$only," == *,kublk-* ) ]]; then
+  kublk=$("$TOP/bench/build-kublk.sh" "$KVER") ||
+    say "warning: building kublk failed: the kublk-* rows are skipped"
+elif [[ ",$only," == *,kublk-* ]]; then
+  say "warning: kublk is built for --kernel newest only: the kublk-* rows are skipped"
+fi
+
 # 3. Snapshot the binaries (others rebuild build/bin while we run).
 mkdir -p /var/tmp/dblock-bench
 out=$(mktemp -d "/var/tmp/dblock-bench/$line-XXXXXX")
@@ -91,6 +102,10 @@ for l in "$bindir"/../lib/libdblock.so.*; do
   [[ -e $l ]] && cp -a "$l" "$out/lib/"
 done
 cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
+if [[ -n $kublk ]]; then
+  cp "$kublk" "$out/bin/kublk"
+  cp "${kublk%/*}/VERSION" "$out/bin/kublk.version"
+fi
 {
   echo "host_uptime_before=$(uptime)"
   echo "git=$(git -C "$TOP" rev-parse --short HEAD)$(git -C "$TOP" diff --quiet HEAD -- kernel libdblock include || echo '+dirty')"
@@ -100,6 +115,7 @@ cp "${prebuilt:-$kmod}/dblock.ko" "$out/dblock.ko"
   echo "binaries=${prebuilt:-built from this tree now}"
   echo "modparams=${modparams:-defaults}"
   echo "lat_us=$lat_us"
+  echo "kublk=${kublk:+$(<"${kublk%/*}/VERSION"), static, $kublk}"
 } >"$out/host.env"
 
 # 4. The guest: every measurement in one boot.
