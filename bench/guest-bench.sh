@@ -266,9 +266,12 @@ done
 # as many queues as its name says, and no I/O scheduler. All are up at once and
 # take turns job by job for several rounds (medians), like the NBD clients;
 # their threads are pinned by run_fio alike (CPU 0 under 1-job fio, both CPUs under 2).
+# ko-{null,ram}-Nq are the same dblock-serve over dblock.ko (--transport dblock),
+# in the same rounds: the transports' ratio from one stretch of time.
 KUBLK=$BIN/kublk
 ublk_targets=()
-for t in ublk-null-1q kublk-null-1q ublk-null-2q kublk-null-2q ublk-ram-1q ublk-ram-2q ublk-file-1q kublk-loop-1q; do
+for t in ko-null-1q ublk-null-1q kublk-null-1q ko-null-2q ublk-null-2q kublk-null-2q \
+  ko-ram-1q ublk-ram-1q ko-ram-2q ublk-ram-2q ublk-file-1q kublk-loop-1q; do
   want "$t" || continue
   if [[ $t == kublk-* && ! -x $KUBLK ]]; then
     note "$t: skipped: no kublk binary (bench/run-bench.sh builds it for --kernel newest)"
@@ -277,7 +280,7 @@ for t in ublk-null-1q kublk-null-1q ublk-null-2q kublk-null-2q ublk-ram-1q ublk-
   ublk_targets+=("$t")
 done
 if ((${#ublk_targets[@]})) && ! modprobe ublk_drv 2>/dev/null; then
-  note "ublk-*, kublk-*: skipped: no ublk_drv in $(uname -r)"
+  note "ko-*, ublk-*, kublk-*: skipped: no ublk_drv in $(uname -r)"
   ublk_targets=()
 fi
 if ((${#ublk_targets[@]})); then
@@ -293,14 +296,16 @@ if ((${#ublk_targets[@]})); then
     IFS=- read -r kind backend q <<<"$t"
     q=${q%q}
     case $kind in
-      ublk)
-        name=ub$backend$q dev=/dev/ub$backend$q
+      ublk | ko)
+        name=ub$backend$q transport=ublk
+        [[ $kind == ko ]] && name=ko$backend$q transport=dblock
+        dev=/dev/$name
         args=(--backend "$backend")
         if [[ $backend == file ]]; then
           ((ubrd)) || { note "$t: skipped: no brd disk"; continue; }
           args=(--backend file:/dev/ram0 --direct-io)
         fi
-        "$SERVE" "$name" --transport ublk "${args[@]}" --size ${SIZE_MB}M --queues "$q" --depth 64 \
+        "$SERVE" "$name" --transport "$transport" "${args[@]}" --size ${SIZE_MB}M --queues "$q" --depth 64 \
           --max-io 1M >"$RAW/$name.server.log" 2>&1 & ;;
       kublk)
         name=kublk$kid dev=/dev/ublkb$kid
@@ -324,7 +329,7 @@ if ((${#ublk_targets[@]})); then
     # mq-deadline, which alone cost it 3x at 4k QD32 (7.2 guest).
     disk=$(basename "$(readlink -f "$dev")")
     echo none >"/sys/block/$disk/queue/scheduler" || note "$t: could not set $disk's scheduler to none"
-    [[ $t == ublk-ram-* ]] && prefill "$dev"
+    [[ $t == ublk-ram-* || $t == ko-ram-* ]] && prefill "$dev"
   done
   saved=("${JOBS[@]}") ublk_rounds=3
   ((QUICK)) && ublk_rounds=1
@@ -341,7 +346,7 @@ if ((${#ublk_targets[@]})); then
   for t in "${ublk_targets[@]}"; do
     [[ -n ${udev[$t]:-} ]] || continue
     case $t in
-      ublk-*) stop_dblock "${udev[$t]#/dev/}" "${upid[$t]}" ;;
+      ublk-* | ko-*) stop_dblock "${udev[$t]#/dev/}" "${upid[$t]}" ;;
       kublk-*)
         id=${udev[$t]#/dev/ublkb}
         "$KUBLK" del -n "$id" >>"$RAW/kublk$id.server.log" 2>&1 || log "kublk del -n $id failed"

@@ -37,7 +37,10 @@ NBD_NEED, NBD_BEST_NEED, NBD_BEST_JOB = 1.0, 1.2, "rr4k_qd32"
 # libdblock's same null and RAM servers over the kernel's ublk (--transport
 # ublk), against themselves over dblock.ko: what the module buys.
 UBLK_KO = [f"ublk-{b}-{q}q" for b in ("null", "ram") for q in (1, 2)]
-UBLK_NEED = 1.0  # dblock-B-Nq / ublk-B-Nq on each 4k job
+# The same dblock-serve over dblock.ko in the ublk rounds (ko-B-Nq); without
+# them, the dblock-B-Nq rows of their own section.
+KO = ["ko-" + t[len("ublk-"):] for t in UBLK_KO]
+UBLK_NEED = 1.0  # ko-B-Nq (or dblock-B-Nq) / ublk-B-Nq on each 4k job
 # The kernel's own ublk selftest server (kublk, from Debian's linux-source) beside
 # dblock-serve over ublk, same target kind, queues, depth 64 and max I/O 1 MiB:
 # null vs null, and its loop target vs dblock-serve's file backend, both with
@@ -47,7 +50,7 @@ KUBLK = ["kublk-null-1q", "kublk-null-2q", "kublk-loop-1q"]
 KUBLK_PAIRS = [("ublk-null-1q", "kublk-null-1q"), ("ublk-null-2q", "kublk-null-2q"),
                ("ublk-file-1q", "kublk-loop-1q")]
 KUBLK_NEED = 1.0  # ublk-X / kublk-Y on every job
-TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD + UBLK + KUBLK
+TARGETS = REFS + DBLOCK + EXTRA + LAT + NBD + KO + UBLK + KUBLK
 RATIO_REFS = ["brd", "null_blk", "nbd"]
 
 
@@ -270,7 +273,9 @@ def main():
 
     # Transports: the same servers over dblock.ko and over ublk.
     for t in UBLK_KO:
-        mine = "dblock-" + t[len("ublk-"):]
+        mine = "ko-" + t[len("ublk-"):]
+        if mine not in results:
+            mine = "dblock-" + t[len("ublk-"):]
         for job, _ in JOBS:
             if not job.startswith("r"):
                 continue

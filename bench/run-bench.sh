@@ -15,6 +15,7 @@
 #   dblock-nbd-1q dblock-nbd-2q (one nbdkit memory server, kernel nbd client vs dblock's nbd backend)
 #   dblock-ram-1q-coloc profile mem scale
 #   ublk-{null,ram}-{1q,2q} ublk-file-1q (the same dblock-serve over the kernel's ublk: --transport ublk)
+#   ko-{null,ram}-{1q,2q} (that dblock-serve over dblock.ko, in the same rounds as the ublk rows)
 #   kublk-null-{1q,2q} kublk-loop-1q (the kernel's ublk selftest server, bench/build-kublk.sh; --kernel newest)
 #   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil
 #     (100 us latency null_blk device; file on io_uring, on threads; null: the ceiling)
