@@ -154,6 +154,24 @@ stop_dblock() {
 
 serve_available() { [[ -x $SERVE ]]; }
 
+# take_turns FN TARGET...: rounds (3, 1 with --quick) in which, job by job,
+# "FN TARGET" measures each target in turn with JOBS holding that one job and
+# FIO_ROUND the round: the report takes each one's median, since one TCG
+# sample drifts by tens of percent with the host's load.
+take_turns() {
+  local fn=$1 rounds=3 job t saved=("${JOBS[@]}")
+  shift
+  ((QUICK)) && rounds=1
+  for ((FIO_ROUND = 1; FIO_ROUND <= rounds; FIO_ROUND++)); do
+    for job in "${saved[@]}"; do
+      JOBS=("$job")
+      for t in "$@"; do "$fn" "$t"; done
+    done
+  done
+  FIO_ROUND=""
+  JOBS=("${saved[@]}")
+}
+
 # ---------------------------------------------------------------- setup
 log "kernel $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/{print $2/1024 " MiB"}' /proc/meminfo)"
 {
@@ -331,18 +349,8 @@ if ((${#ublk_targets[@]})); then
     echo none >"/sys/block/$disk/queue/scheduler" || note "$t: could not set $disk's scheduler to none"
     [[ $t == ublk-ram-* || $t == ko-ram-* ]] && prefill "$dev"
   done
-  saved=("${JOBS[@]}") ublk_rounds=3
-  ((QUICK)) && ublk_rounds=1
-  for ((FIO_ROUND = 1; FIO_ROUND <= ublk_rounds; FIO_ROUND++)); do
-    for job in "${saved[@]}"; do
-      JOBS=("$job")
-      for t in "${ublk_targets[@]}"; do
-        [[ -n ${udev[$t]:-} ]] && run_fio "$t" "${udev[$t]}" "${upid[$t]}"
-      done
-    done
-  done
-  FIO_ROUND=""
-  JOBS=("${saved[@]}")
+  ublk_turn() { [[ -z ${udev[$1]:-} ]] || run_fio "$1" "${udev[$1]}" "${upid[$1]}"; }
+  take_turns ublk_turn "${ublk_targets[@]}"
   for t in "${ublk_targets[@]}"; do
     [[ -n ${udev[$t]:-} ]] || continue
     case $t in
@@ -482,27 +490,19 @@ if ((${#lat_targets[@]})); then
         --runtime=1 --rw=randread --bs=4k --iodepth=32 --size=${SIZE_MB}M --norandommap --randrepeat=0 \
         --output-format=terse >/dev/null 2>&1 || log "warm-up of $dev failed"
     done
-    # Rounds, each target in turn per job: the report takes each one's
-    # median (one TCG sample drifts by tens of percent with the host's load).
-    saved=("${JOBS[@]}") lat_rounds=3
-    ((QUICK)) && lat_rounds=1
-    for ((FIO_ROUND = 1; FIO_ROUND <= lat_rounds; FIO_ROUND++)); do
-      for job in "${saved[@]}"; do
-        [[ $LAT_JOBS == *" ${job%% *} "* ]] || continue
-        JOBS=("$job")
-        for t in "${lat_targets[@]}"; do
-          case $t in
-            null_blk-lat) run_fio "$t" "$nbdev" ;;
-            loop-dio-lat) [[ -n $ldev ]] && run_fio "$t" "$ldev" ;;
-            dblock-file-dio-lat) [[ -n $lpid ]] && run_fio "$t" /dev/dbfiledio "$lpid" ;;
-            dblock-file-thr-lat) [[ -n $tpid ]] && run_fio "$t" /dev/dbfilethr "$tpid" ;;
-            dblock-null-ceil) [[ -n $cpid ]] && run_fio "$t" /dev/dbnullceil "$cpid" ;;
-          esac
-        done
-      done
-    done
-    FIO_ROUND=""
-    JOBS=("${saved[@]}")
+    # Each target in turn per job (take_turns), on the jobs where depth
+    # matters only (LAT_JOBS).
+    lat_turn() {
+      [[ $LAT_JOBS == *" ${JOBS[0]%% *} "* ]] || return 0
+      case $1 in
+        null_blk-lat) run_fio "$1" "$nbdev" ;;
+        loop-dio-lat) [[ -z $ldev ]] || run_fio "$1" "$ldev" ;;
+        dblock-file-dio-lat) [[ -z $lpid ]] || run_fio "$1" /dev/dbfiledio "$lpid" ;;
+        dblock-file-thr-lat) [[ -z $tpid ]] || run_fio "$1" /dev/dbfilethr "$tpid" ;;
+        dblock-null-ceil) [[ -z $cpid ]] || run_fio "$1" /dev/dbnullceil "$cpid" ;;
+      esac
+    }
+    take_turns lat_turn "${lat_targets[@]}"
     [[ -n $lpid ]] && stop_dblock dbfiledio "$lpid"
     [[ -n $tpid ]] && stop_dblock dbfilethr "$tpid"
     [[ -n $cpid ]] && stop_dblock dbnullceil "$cpid"
@@ -557,20 +557,11 @@ if ((${#nbd_targets[@]})); then
     esac
   done
   prefill "$(for t in "${nbd_targets[@]}"; do [[ -n ${ndev[$t]:-} ]] && echo "${ndev[$t]}" && break; done)"
-  saved=("${JOBS[@]}") nbd_rounds=3
-  ((QUICK)) && nbd_rounds=1
-  for ((FIO_ROUND = 1; FIO_ROUND <= nbd_rounds; FIO_ROUND++)); do
-    for job in "${saved[@]}"; do
-      JOBS=("$job")
-      for t in "${nbd_targets[@]}"; do
-        # dblock's client process may run on either CPU, as the kernel
-        # client's work does (fio's context and unbound kworkers).
-        [[ -n ${ndev[$t]:-} ]] && SERVER_PIN=0-1 run_fio "$t" "${ndev[$t]}" "${npid[$t]}"
-      done
-    done
-  done
-  FIO_ROUND="" PEER_PID=""
-  JOBS=("${saved[@]}")
+  # dblock's client process may run on either CPU, as the kernel client's
+  # work does (fio's context and unbound kworkers).
+  nbd_turn() { [[ -z ${ndev[$1]:-} ]] || SERVER_PIN=0-1 run_fio "$1" "${ndev[$1]}" "${npid[$1]}"; }
+  take_turns nbd_turn "${nbd_targets[@]}"
+  PEER_PID=""
   for t in "${nbd_targets[@]}"; do
     [[ -n ${ndev[$t]:-} ]] || continue
     case $t in

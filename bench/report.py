@@ -612,7 +612,7 @@ def write_latency_md(L, d):
     if e.get("dblock_data_check") and e["dblock_data_check"] != "ok":
         L.append(f"**Data check (1 MiB written through dblock, read back from null_blk): "
                  f"{e['dblock_data_check']}.**\n")
-    n = max((len(r.get("rounds_iops", [])) for t in LAT for r in res.get(t, {}).values()), default=0)
+    n = rounds_of(res, LAT)
     if n > 1:
         L.append(f"Each figure is the median of {n} rounds (the targets take turns, job by job, round "
                  "by round); the ratios are of medians.\n")
@@ -676,6 +676,12 @@ def nbd_table(d):
     return L
 
 
+def rounds_of(res, targets):
+    """How many rounds the targets took turns in (their figures are medians of them)."""
+    return max((len(r.get("rounds_iops", [])) for t in targets for r in res.get(t, {}).values()),
+               default=0)
+
+
 def write_nbd_md(L, d):
     nbd, res = d["nbd"], d["results"]
     L.append("## NBD: dblock's NBD backend vs the kernel's nbd client\n")
@@ -686,7 +692,7 @@ def write_nbd_md(L, d):
              "per request, which shows when the server itself is the limit. "
              f"**Targets: dblock >= {nbd['need']}x the kernel client at equal connections on every job, "
              f">= {nbd['best_need']}x at {JOB_NAMES[nbd['best_job']]} with each side's best setting.**\n")
-    n = max((len(r.get("rounds_iops", [])) for t in NBD for r in res.get(t, {}).values()), default=0)
+    n = rounds_of(res, NBD)
     if n > 1:
         L.append(f"Each figure is the median of {n} rounds; the ratios are of medians.\n")
     L.extend(nbd_table(d))
@@ -703,7 +709,7 @@ def write_kublk_md(L, d):
              "`kublk add -t null` vs `--backend null`; loop: `kublk add -t loop /dev/ram0` (O_DIRECT) vs "
              "`--backend file:/dev/ram0 --direct-io`, one 256 MiB brd disk. IOPS (4k) or MiB/s (1M). "
              f"**Target: libdblock >= {kb['need']}x kublk on every job, same target kind.**\n")
-    n = max((len(r.get("rounds_iops", [])) for t in KUBLK for r in res.get(t, {}).values()), default=0)
+    n = rounds_of(res, KUBLK)
     if n > 1:
         L.append(f"Each figure is the median of {n} rounds; the ratios are of medians, the per-round "
                  "ratios (round order) in brackets.\n")
