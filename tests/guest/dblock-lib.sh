@@ -181,24 +181,31 @@ fio_verify() {
 
 # start_fio_writers DIR TAG DIRECT_SIZE BUFFERED_SIZE: in the background, direct
 # (libaio, two jobs) and buffered (psync, fsync every 64 writes) random writers in
-# DIR, each verifying what it wrote as it goes, for 45 s (240 s on a KASAN kernel,
-# ~5x slower): long enough for a case to replace the server under them.  Sets
-# fio_pid; output in /tmp/fio.TAG.out, checked by check_fio_writers TAG.
+# DIR, each verifying what it wrote as it goes, until check_fio_writers TAG stops
+# them: however slow the guest, they outlast the servers a case replaces under
+# them (a fixed 45 s ran out on 6.12-rt under load, whose takeover waits for a
+# 30 s request timeout).  Sets fio_pid; output in /tmp/fio.TAG.out.
 start_fio_writers() {
-  local dir=$1 tag=$2 direct_size=$3 buffered_size=$4 runtime=45
-  [[ $(uname -r) != *debug* ]] || runtime=240
+  local dir=$1 tag=$2 direct_size=$3 buffered_size=$4
+  # --runtime only bounds a case that never stops them.
   fio --directory="$dir" --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1 \
-    --verify_backlog=128 --time_based --runtime=$runtime --group_reporting --output-format=terse \
+    --verify_backlog=128 --time_based --runtime=1800 --group_reporting --output-format=terse \
     --name=direct --direct=1 --rw=randwrite --bsrange=4k-128k --size="$direct_size" --numjobs=2 \
     --name=buffered --direct=0 --ioengine=psync --rw=randwrite --bs=16k --size="$buffered_size" \
     --fsync=64 >"/tmp/fio.$tag.out" 2>&1 &
   fio_pid=$!
 }
 
-# check_fio_writers TAG: start_fio_writers's fio ended with no I/O or verify error.
+# check_fio_writers TAG: stops start_fio_writers's fio, which must still be
+# running (an I/O or verify error ends it: --verify_fatal), and checks that it
+# reports no error.
 check_fio_writers() {
-  local out=/tmp/fio.$1.out
-  wait "$fio_pid" || { cat "$out"; die "fio failed across the takeovers"; }
+  local out=/tmp/fio.$1.out rc=0
+  kill -0 "$fio_pid" 2>/dev/null || { cat "$out"; die "fio ended before it was stopped"; }
+  kill -INT "$fio_pid"
+  wait "$fio_pid" || rc=$?
+  # fio exits 128 when a signal ends its run, 1 on an error.
+  ((rc == 0 || rc == 128)) || { cat "$out"; die "fio failed across the takeovers (exit $rc)"; }
   # terse v3 lines: field 5 is the job's error number.
   grep '^3;' "$out" | awk -F';' '$5 != 0 { bad = 1 } END { exit bad || NR == 0 }' ||
     { cat "$out"; die "fio reported an error"; }

@@ -70,7 +70,7 @@ wait_exit "$second" 60
 grep -q "handed /dev/$name over" "/tmp/serve-$name.log" || die "server 2 did not say it handed over"
 attach_serve 3
 log "server 2 handed over to $SERVE_PID"
-
+wait_writes_past $(($(cat /sys/block/$name/dblock/writes) + 1000))
 check_fio_writers takeover
 assert_eq "$errors_before" "$(io_errors)" "I/O or ext4 errors in the kernel log"
 assert_eq 0 "$(cat /sys/block/$name/dblock/errors)" "requests the servers failed"

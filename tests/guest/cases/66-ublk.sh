@@ -21,8 +21,6 @@ img=/tmp/ublk-case.img
 case_cleanup() {
   umount -l "$mnt" 2>/dev/null
   rm -f "$img"
-  # What the takeover servers said, for a failure's diagnosis.
-  [[ ! -s /tmp/serve-utk.log ]] || { echo "--- /tmp/serve-utk.log:"; tail -n 20 /tmp/serve-utk.log; }
 }
 
 # ublk_of NAME: N of the /dev/ublkbN that /dev/NAME links to.
@@ -199,7 +197,7 @@ kill_and_hold "$n"
 start_serve utk --backend "file:$img" --create-or-attach
 took_over "$n"
 grep -q "took over /dev/utk -> /dev/ublkb$n, ublk" /tmp/serve-utk.log || die "--create-or-attach did not take over"
-
+wait_writes_past "$n" $(($(writes_of "$n") + 1000))
 check_fio_writers ublk-takeover
 assert_eq "$errors_before" "$(io_errors "$n")" "I/O or ext4 errors of ublkb$n in the kernel log"
 check_files "$mnt/synced"
