@@ -546,6 +546,7 @@ class UblkChannel final : public Channel {
     unsigned head = 0;
     unsigned seen = 0;
     int error = 0;
+    bool aborted = false;
     io_uring_cqe* cqe = nullptr;
     io_uring_for_each_cqe(ring, head, cqe) {
       if (cqe->user_data == kKickData) {
@@ -557,7 +558,7 @@ class UblkChannel final : public Channel {
       ++seen;
       const auto tag = static_cast<std::uint16_t>(cqe->user_data);
       if (cqe->res == UBLK_IO_RES_ABORT) {
-        s.status |= DBLOCK_SERVE_GONE;
+        aborted = true;
         continue;
       }
       if (cqe->res != UBLK_IO_RES_OK || tag >= depth) {
@@ -574,6 +575,20 @@ class UblkChannel final : public Channel {
     if (error != 0) {
       throw Error(error, fmt::format("{}: a fetch or commit of queue {} failed", context_,
                                      s.queue));
+    }
+    if (aborted) {
+      if (still_live()) {
+        // Not a stop: 6.12's ublk cancels a dead server's commands after it
+        // has quiesced the disk, outside its lock, and can so cancel those of
+        // the server that took the disk over meanwhile.  Going on would stop
+        // (and delete) a disk that holds I/O for a server: leave it to the next.
+        throw Error(ECANCELED,
+                    fmt::format("{}: the kernel canceled queue {}'s commands while the disk "
+                                "stays live: leaving it held for the next server",
+                                context_, s.queue),
+                    "fix: take it over with dblock-serve NAME --attach");
+      }
+      s.status |= DBLOCK_SERVE_GONE;
     }
     return true;
   }
@@ -663,6 +678,17 @@ class UblkChannel final : public Channel {
     q.lengths[tag] = rw ? r.length : 0;
     q.given[tag] = true;
     return r;
+  }
+
+  // The disk is there and not stopping (stopped, deleted or gone with its
+  // server, it is DEAD or unknown).  Any queue thread may ask: a control
+  // ring of its own.
+  bool still_live() const {
+    try {
+      return UblkControl().info(id_).state == DeviceState::kLive;
+    } catch (const std::exception&) {
+      return false;
+    }
   }
 
   UblkControl control_;
