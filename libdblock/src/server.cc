@@ -31,6 +31,9 @@ namespace {
 // their stacks stay small when the server locks its memory.
 constexpr std::uint64_t kMaxDefaultWorkers = 32;
 
+// What the kernel is told of a backend's result: 0 or -errno, else EIO.
+int kernel_result(int result) { return (result <= 0 && result > -4096) ? result : -EIO; }
+
 }  // namespace
 
 namespace detail {
@@ -76,6 +79,8 @@ struct ServerCore {
   // A Backend's workers, else empty.  After the queues: its threads end
   // first.
   std::optional<internal::SyncAdapter> adapter;
+  // The adapter's Backend when it has no workers: submit() runs its requests.
+  Backend* inline_backend = nullptr;
 
   std::mutex resize_mu;
   std::atomic<std::uint64_t> size_bytes{0};  // what requests are checked against
@@ -100,7 +105,7 @@ void AsyncCompletion::done(int result) const noexcept {
   dblock_completion c{};
   c.tag = tag_;
   c.seq = seq_;
-  c.result = (result <= 0 && result > -4096) ? result : -EIO;
+  c.result = kernel_result(result);
   {
     std::lock_guard lock(q->mu);
     q->done.push_back(c);  // capacity reserved for the queue depth: no allocation
@@ -265,6 +270,12 @@ void ServerCore::submit(AsyncQueue& q, const dblock_request& r,
     return;
   }
   ++served;
+  if (inline_backend != nullptr) {
+    // Answered with this batch: no completion crosses the queue's lock.
+    immediate.push_back(dblock_completion{
+        r.tag, 0, kernel_result(internal::run_request(*inline_backend, req)), r.seq, 0});
+    return;
+  }
   try {
     backend->submit(req, q.completion(r.tag, r.seq));
   } catch (...) {
@@ -386,6 +397,7 @@ Server::Server(std::uint32_t device_id, Backend& backend, const ServerOptions& o
         std::clamp<std::uint64_t>(std::uint64_t{c.queues} * c.queue_depth, 1, kMaxDefaultWorkers));
   }
   core_->use(core_->adapter.emplace(backend, workers));
+  core_->inline_backend = core_->adapter->inline_backend();
 }
 
 Server::~Server() = default;

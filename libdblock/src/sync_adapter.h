@@ -39,6 +39,9 @@ class SyncAdapter final : public AsyncBackend {
   void resize(std::uint64_t new_size) override { backend_.resize(new_size); }
 
   unsigned workers() const { return static_cast<unsigned>(threads_.size()); }
+  // The backend when requests run on the submitting thread (no workers):
+  // the server then runs them itself, with no completion to hand back.
+  Backend* inline_backend() { return threads_.empty() ? &backend_ : nullptr; }
 
  private:
   void work();
