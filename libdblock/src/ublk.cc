@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -181,12 +182,18 @@ void prep_command(io_uring_sqe* sqe, int fd, std::uint32_t op, const Payload& pa
   std::memcpy(area, &payload, sizeof(payload));
 }
 
-// An io_uring with 128-byte SQEs, torn down with its owner.
+// An io_uring with 128-byte SQEs (and `flags`), torn down with its owner.
 struct Uring {
-  explicit Uring(unsigned entries, const std::string& what) {
+  explicit Uring(unsigned entries, const std::string& what, unsigned flags = 0) {
     io_uring_params params{};
-    params.flags = IORING_SETUP_SQE128;
-    const int rc = ::io_uring_queue_init_params(entries, &ring, &params);
+    params.flags = IORING_SETUP_SQE128 | flags;
+    int rc = ::io_uring_queue_init_params(entries, &ring, &params);
+    if (rc == -EINVAL && flags != 0) {
+      // A kernel without one of them (DEFER_TASKRUN came in 6.1, ublk in 6.0).
+      params = io_uring_params{};
+      params.flags = IORING_SETUP_SQE128;
+      rc = ::io_uring_queue_init_params(entries, &ring, &params);
+    }
     if (rc < 0) {
       throw Error(-rc, fmt::format("{}: io_uring_queue_init_params", what),
                   -rc == EPERM ? "io_uring is not allowed here, by a container's seccomp profile "
@@ -507,6 +514,7 @@ class UblkChannel final : public Channel {
     s.nr_rejected = 0;
     s.status = 0;
 
+    if (!q.enabled) enable(q, s.queue);
     const auto* completions = reinterpret_cast<const dblock_completion*>(s.completions_ptr);
     for (std::uint32_t i = 0; i < s.nr_completions; ++i) {
       const dblock_completion& c = completions[i];
@@ -610,7 +618,15 @@ class UblkChannel final : public Channel {
 
  private:
   struct Queue {
-    Queue(unsigned entries, const std::string& what) : ring(entries, what) {}
+    // As the kernel's ublk servers set theirs up: the queue's thread alone
+    // submits (SINGLE_ISSUER, enabled from that thread: R_DISABLED), and the
+    // kernel runs the ring's task work when that thread waits for
+    // completions (DEFER_TASKRUN, COOP_TASKRUN), not by interrupting it with
+    // an IPI for every request it dispatches to the queue.
+    Queue(unsigned entries, const std::string& what)
+        : ring(entries, what,
+               IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                   IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED) {}
     Uring ring;
     Mapping descs;
     Mapping buffer;
@@ -618,10 +634,34 @@ class UblkChannel final : public Channel {
     std::uint64_t kick_count = 0;
     bool kick_armed = false;
     bool fetching = false;
+    bool enabled = false;  // by its thread: see Queue()
     std::vector<std::uint32_t> lengths;  // of each tag's read or write
     std::vector<bool> rw;                // whether it is a read or write
     std::vector<bool> given;             // with the server, to be answered
   };
+
+  // On the queue's thread, before its first submission: the ring becomes
+  // this thread's (a ring set up without R_DISABLED is enabled already), and
+  // /dev/ublkcN its fixed file 0, so that a command takes no file reference.
+  void enable(Queue& q, std::uint16_t queue) {
+    io_uring* ring = &q.ring.ring;
+    if ((ring->flags & IORING_SETUP_R_DISABLED) != 0) {
+      // The raw call: bookworm's liburing 2.3 declares io_uring_enable_rings()
+      // but does not export it.
+      if (::syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                    0) < 0) {
+        const int err = errno;
+        throw Error(err,
+                    fmt::format("{}: IORING_REGISTER_ENABLE_RINGS (queue {})", context_, queue));
+      }
+    }
+    const int fd = fd_.get();
+    const int rc = ::io_uring_register_files(ring, &fd, 1);
+    if (rc < 0) {
+      throw Error(-rc, fmt::format("{}: io_uring_register_files (queue {})", context_, queue));
+    }
+    q.enabled = true;
+  }
 
   // FETCH_REQ or COMMIT_AND_FETCH_REQ for `tag`: its data goes to and from
   // its slot of the queue's buffer.
@@ -637,7 +677,8 @@ class UblkChannel final : public Channel {
     cmd.result = result;
     cmd.addr = reinterpret_cast<std::uintptr_t>(q.buffer.bytes().data()) +
                std::uint64_t{tag} * info_.config.max_io_bytes;
-    prep_command(sqe, fd_.get(), op, cmd, tag);
+    prep_command(sqe, 0, op, cmd, tag);  // fixed file 0: /dev/ublkcN
+    sqe->flags |= IOSQE_FIXED_FILE;
   }
 
   // The request the kernel put in `tag`'s descriptor, in dblock's terms.
