@@ -622,11 +622,15 @@ class UblkChannel final : public Channel {
     // submits (SINGLE_ISSUER, enabled from that thread: R_DISABLED), and the
     // kernel runs the ring's task work when that thread waits for
     // completions (DEFER_TASKRUN, COOP_TASKRUN), not by interrupting it with
-    // an IPI for every request it dispatches to the queue.
+    // an IPI for every request it dispatches to the queue.  TASKRUN_FLAG
+    // says when there is such work, so that liburing enters the kernel for
+    // it in a SERVE that does not wait, too (a queue whose backend keeps
+    // completing requests from other threads may never wait).
     Queue(unsigned entries, const std::string& what)
         : ring(entries, what,
-               IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED) {}
+               IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                   IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                   IORING_SETUP_R_DISABLED) {}
     Uring ring;
     Mapping descs;
     Mapping buffer;
