@@ -29,10 +29,6 @@ SyncAdapter::~SyncAdapter() {
 }
 
 void SyncAdapter::submit(const AsyncRequest& request, AsyncCompletion completion) {
-  if (threads_.empty()) {
-    completion.done(run_request(backend_, request));
-    return;
-  }
   {
     std::lock_guard lock(mu_);
     pending_.emplace_back(request, completion);

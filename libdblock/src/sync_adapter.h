@@ -20,8 +20,9 @@ namespace dblock::internal {
 // With workers, submit() queues the request for a pool of threads that run
 // it and complete it: up to `workers` requests are in flight, as many as a
 // blocking backend (a file on a disk) needs to keep its storage busy.
-// Without, submit() runs the request at once on the calling queue thread,
-// which suits backends that only copy memory: no hand-off to pay.
+// Without, the server's queue threads run the requests themselves
+// (inline_backend(), never submit()), which suits backends that only copy
+// memory: no hand-off to pay.
 // Thread-safety: submit() from any thread; destroyed once nothing is in
 // flight (the server drains first).
 class SyncAdapter final : public AsyncBackend {
@@ -39,8 +40,8 @@ class SyncAdapter final : public AsyncBackend {
   void resize(std::uint64_t new_size) override { backend_.resize(new_size); }
 
   unsigned workers() const { return static_cast<unsigned>(threads_.size()); }
-  // The backend when requests run on the submitting thread (no workers):
-  // the server then runs them itself, with no completion to hand back.
+  // The backend when there are no workers: the server runs its requests on
+  // the queue threads, with no completion to hand back.
   Backend* inline_backend() { return threads_.empty() ? &backend_ : nullptr; }
 
  private:
