@@ -17,6 +17,12 @@
 #include "queue_thread.h"
 
 namespace dblock::internal {
+
+void Channel::set_size(std::uint64_t bytes) {
+  throw Error(EOPNOTSUPP, fmt::format("set the disk's size to {} bytes", bytes),
+              "the kernel tells the server of resizes on this channel");
+}
+
 namespace {
 
 class DblockChannel final : public Channel {

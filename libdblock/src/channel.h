@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -13,6 +14,12 @@
 #include "dblock/device.h"
 
 namespace dblock::internal {
+
+// Runs (a thread) until destroyed.
+class Running {
+ public:
+  virtual ~Running() = default;
+};
 
 // Where a Server's queues get their requests and send their answers: a
 // dblock.ko channel (/dev/dblock/ID) or a ublk device (/dev/ublkcID).  Both
@@ -40,6 +47,20 @@ class Channel {
   // Makes the disk live once every queue has called serve() once.  Returns
   // false if it was live already (a takeover).
   virtual bool start() = 0;
+
+  // Online resize where the kernel does not tell the server of it (ublk):
+  // the server is asked (dblockctl resize), resizes its backend and then
+  // the disk with set_size().  Takes such asks, each handed to `resize`
+  // (which throws to refuse), until the result is destroyed.  nullptr where
+  // the kernel tells the server itself (dblock.ko: DBLOCK_SERVE_RESIZED) or
+  // cannot resize a live disk.
+  using ResizeHandler = std::function<void(std::uint64_t new_size)>;
+  virtual std::unique_ptr<Running> take_resizes(ResizeHandler resize) {
+    (void)resize;
+    return nullptr;
+  }
+  // The disk's new size, for take_resizes()'s handler; any thread.
+  virtual void set_size(std::uint64_t bytes);
 };
 
 // Opens /dev/dblock/<id>; `backend_description` as ServerOptions'.

@@ -257,6 +257,16 @@ void destroy_device(const std::string& name, bool force) {
   }
 }
 
+void resize_device(const std::string& name, std::uint64_t new_size) {
+  if (const auto id = internal::ublk_id_of(name)) {
+    internal::resize_ublk(*id, new_size);
+  } else {
+    ControlDevice::Changes changes;
+    changes.size_bytes = new_size;
+    ControlDevice().change(name, changes);
+  }
+}
+
 std::vector<DeviceInfo> list_devices() {
   const bool dblock = ::access(std::string(ControlDevice::kDefaultPath).c_str(), F_OK) == 0;
   const bool ublk = internal::ublk_present();
@@ -477,6 +487,8 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     std::optional<SignalWatcher> watcher;
     if (watch) watcher.emplace(signals, device.config.name, ublk_id, out, *server, handed_over);
     const SystemdNotifier systemd;
+    // The server takes `dblockctl resize` where the kernel's ublk can.
+    const bool ublk_resizes = ublk && internal::UblkControl().can_resize();
     server->run([&](const DeviceInfo& live) {
       std::string where = live.disk_path();
       if (ublk && !linked) {
@@ -495,7 +507,9 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
           "{} {} ({}, {}-byte blocks, {} queues x {}{}{}){}", attach ? "took over" : "serving",
           where, format_size(live.config.size_bytes), live.config.block_size,
           live.config.queues, live.config.queue_depth, backend.empty() ? "" : "; ", backend,
-          ublk ? "; over ublk no online resize or handover" : "");
+          !ublk          ? ""
+          : ublk_resizes ? "; over ublk no handover"
+                         : "; over ublk no online resize (Linux 6.14 has it) or handover");
       if (options.on_started) {
         options.on_started(live);
       } else {

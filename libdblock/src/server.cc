@@ -68,6 +68,7 @@ struct ServerCore {
   void serve_queue(AsyncQueue& q);
   void submit(AsyncQueue& q, const dblock_request& r, std::vector<dblock_completion>& immediate);
   void apply_resize();
+  void resize_to(std::uint64_t new_size);
   void thread_finished(std::exception_ptr error);
   std::string context() const;
 
@@ -211,9 +212,18 @@ void ServerCore::run(const Server::StartedCallback& on_started) {
     cv.wait(lock, [&] { return stop || ready == queues.size(); });
     start = !stop;
   }
+  // Resize asks, where the kernel leaves them to the server (ublk).
+  std::unique_ptr<internal::Running> resizes;
   if (start) {
     try {
       if (!channel->start()) took_over = true;
+      try {
+        resizes = channel->take_resizes([this](std::uint64_t n) { resize_to(n); });
+      } catch (const std::exception& e) {
+        if (options.on_warning) {
+          options.on_warning(fmt::format("{}: no online resize: {}", context(), e.what()));
+        }
+      }
       if (on_started) on_started(channel->info());
     } catch (...) {
       std::lock_guard lock(mu);
@@ -231,6 +241,7 @@ void ServerCore::run(const Server::StartedCallback& on_started) {
     cv.wait(lock, [&] { return running == 0; });
   }
   lock.unlock();
+  resizes.reset();  // joins its thread, which may be resizing
   threads.clear();  // joins
   if (error) std::rethrow_exception(error);
 }
@@ -259,6 +270,45 @@ void ServerCore::apply_resize() {
     }
     size_bytes = std::min(old_size, new_size);
   }
+}
+
+void ServerCore::resize_to(std::uint64_t new_size) {
+  std::lock_guard lock(resize_mu);
+  const std::uint32_t block = info.config.block_size;
+  if (new_size == 0 || new_size % block != 0) {
+    throw Error(EINVAL, fmt::format("{}: resize to {} bytes", context(), new_size),
+                fmt::format("not a positive multiple of its {}-byte blocks", block));
+  }
+  const std::uint64_t old_size = size_bytes;
+  if (new_size == old_size) return;
+  if (new_size > old_size) {
+    // The backend first: the disk never shows what the backend cannot hold.
+    backend->resize(new_size);
+    try {
+      channel->set_size(new_size);
+    } catch (...) {
+      try {
+        backend->resize(old_size);
+      } catch (const std::exception& e) {
+        if (options.on_warning) options.on_warning(e.what());
+      }
+      throw;
+    }
+    size_bytes = new_size;
+  } else {
+    // The disk first: nothing past the new end is asked for once it is.
+    channel->set_size(new_size);
+    size_bytes = new_size;
+    try {
+      backend->resize(new_size);
+    } catch (const std::exception& e) {
+      if (options.on_warning) {
+        options.on_warning(fmt::format("{}: shrink the backend to {} bytes: {}", context(),
+                                       new_size, e.what()));
+      }
+    }
+  }
+  kernel_size = new_size;
 }
 
 void ServerCore::submit(AsyncQueue& q, const dblock_request& r,

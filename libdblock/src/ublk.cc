@@ -6,11 +6,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -60,6 +64,13 @@
 // Linux 6.11: a dead server's device fails I/O instead of holding it.
 #ifndef UBLK_S_DEV_FAIL_IO
 #define UBLK_S_DEV_FAIL_IO 3
+#endif
+// Linux 6.14: a live device resized.
+#ifndef UBLK_U_CMD_UPDATE_SIZE
+#define UBLK_U_CMD_UPDATE_SIZE _IOWR('u', 0x15, struct ublksrv_ctrl_cmd)
+#endif
+#ifndef UBLK_F_UPDATE_SIZE
+#define UBLK_F_UPDATE_SIZE (1ULL << 10)
 #endif
 #endif  // DBLOCK_HAVE_URING
 
@@ -103,6 +114,193 @@ bool ublk_destroy(std::uint32_t id, bool force) {
     return true;
   }
   return false;
+}
+
+namespace {
+
+// The one message each way of a resize ask (SOCK_SEQPACKET: whole or not
+// at all).
+constexpr std::uint32_t kResizeMagic = 0x64627273;  // "dbrs"
+struct ResizeAsk {
+  std::uint32_t magic = kResizeMagic;
+  std::uint32_t version = 1;
+  std::uint64_t new_size = 0;
+};
+struct ResizeAnswer {
+  std::int32_t error = 0;  // 0 or an errno
+  std::uint32_t reserved = 0;
+  std::array<char, 1024> message{};  // why not, NUL-terminated
+};
+
+// Abstract (no file, gone with its process): "\0dblock-ublk-resize-ID".
+sockaddr_un resize_address(std::uint32_t id, socklen_t& length) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string name = fmt::format("dblock-ublk-resize-{}", id);
+  std::memcpy(address.sun_path + 1, name.data(), name.size());
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  return address;
+}
+
+// An error whose text is whole already (the server's).
+class AnsweredError : public std::system_error {
+ public:
+  AnsweredError(int err, std::string message)
+      : std::system_error(err, std::system_category()), message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+}  // namespace
+
+struct UblkResizeService::State {
+  std::uint32_t id = 0;
+  Handler handler;
+  UniqueFd listener;
+  UniqueFd stop;  // an eventfd: written to end the thread
+  std::jthread thread;  // last: joined before the fds close
+
+  void run() const;
+  void answer(int connection) const;
+};
+
+UblkResizeService::UblkResizeService(std::uint32_t id, Handler handler)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.id = id;
+  s.handler = std::move(handler);
+  const std::string what = fmt::format("ublk device {}: take resize asks", id);
+  s.listener.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!s.listener) throw Error(errno, what + ": socket");
+  socklen_t length = 0;
+  const sockaddr_un address = resize_address(id, length);
+  if (::bind(s.listener.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0 ||
+      ::listen(s.listener.get(), 4) < 0) {
+    const int err = errno;
+    throw Error(err, what + ": bind and listen",
+                err == EADDRINUSE ? "another process takes them" : "");
+  }
+  s.stop.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!s.stop) throw Error(errno, what + ": eventfd");
+  s.thread = std::jthread([&s] { s.run(); });
+}
+
+UblkResizeService::~UblkResizeService() {
+  const std::uint64_t one = 1;
+  (void)!::write(state_->stop.get(), &one, sizeof(one));
+}
+
+void UblkResizeService::State::run() const {
+  std::array<pollfd, 2> fds{{{listener.get(), POLLIN, 0}, {stop.get(), POLLIN, 0}}};
+  for (;;) {
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    const UniqueFd connection(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (connection) answer(connection.get());
+  }
+}
+
+void UblkResizeService::State::answer(int connection) const {
+  ResizeAnswer reply;
+  const auto refuse = [&reply](int err, std::string_view why) {
+    reply.error = err;
+    const std::size_t n = std::min(why.size(), reply.message.size() - 1);
+    std::memcpy(reply.message.data(), why.data(), n);
+  };
+  ucred peer{};
+  socklen_t peer_length = sizeof(peer);
+  // An asker that sends nothing does not hold up the next one for long.
+  const timeval limit{5, 0};
+  ResizeAsk ask;
+  ask.magic = 0;
+  if (::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) < 0) {
+    refuse(errno, "SO_PEERCRED failed");
+  } else if (peer.uid != 0 && peer.uid != ::geteuid()) {
+    refuse(EPERM, fmt::format("ublk device {}: only root or uid {} may resize it", id,
+                              ::geteuid()));
+  } else if (::setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) < 0 ||
+             ::recv(connection, &ask, sizeof(ask), 0) != sizeof(ask) ||
+             ask.magic != kResizeMagic || ask.version != 1) {
+    refuse(EPROTO, fmt::format("ublk device {}: a resize ask that is not one", id));
+  } else {
+    try {
+      handler(ask.new_size);
+    } catch (const std::system_error& e) {
+      refuse(e.code().value(), e.what());
+    } catch (const std::exception& e) {
+      refuse(EINVAL, e.what());
+    }
+  }
+  (void)!::send(connection, &reply, sizeof(reply), MSG_NOSIGNAL);
+}
+
+void ask_ublk_resize(std::uint32_t id, int server_pid, std::uint64_t new_size) {
+  const std::string what =
+      fmt::format("resize ublk device {} to {} bytes: ask its server (pid {})", id, new_size,
+                  server_pid);
+  const UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!fd) throw Error(errno, what + ": socket");
+  socklen_t length = 0;
+  const sockaddr_un address = resize_address(id, length);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0) {
+    const int err = errno;
+    throw Error(err, what,
+                err == ECONNREFUSED || err == ENOENT
+                    ? "it takes no resize asks: not a libdblock server, one older than this "
+                      "dblockctl, or in another network namespace (fix: run dblockctl in the "
+                      "server's, or stop the server and serve the device again with the new "
+                      "size)"
+                    : "");
+  }
+  ucred peer{};
+  socklen_t peer_length = sizeof(peer);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) < 0) {
+    throw Error(errno, what + ": SO_PEERCRED");
+  }
+  if (peer.pid != server_pid) {
+    throw Error(EPERM, what, fmt::format("pid {} answered, which is not the device's server",
+                                         peer.pid));
+  }
+  const ResizeAsk ask{kResizeMagic, 1, new_size};
+  if (::send(fd.get(), &ask, sizeof(ask), MSG_NOSIGNAL) != sizeof(ask)) {
+    throw Error(errno, what + ": send");
+  }
+  ResizeAnswer reply;
+  ssize_t n;
+  do {
+    n = ::recv(fd.get(), &reply, sizeof(reply), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw Error(errno, what + ": recv");
+  if (n != sizeof(reply)) {
+    throw Error(EPROTO, what, "the server hung up without an answer: did it die?");
+  }
+  if (reply.error != 0) {
+    reply.message.back() = '\0';
+    throw AnsweredError(reply.error, fmt::format("resize ublk device {}: {}", id,
+                                                 reply.message.data()));
+  }
+}
+
+void resize_ublk(std::uint32_t id, std::uint64_t new_size) {
+  UblkControl control;
+  if (!control.can_resize()) {
+    throw Error(EOPNOTSUPP, fmt::format("resize ublk device {}", id),
+                "this kernel's ublk has no online resize, UBLK_U_CMD_UPDATE_SIZE came in Linux "
+                "6.14; fix: stop its server and serve it again with the new size, or use "
+                "--transport dblock");
+  }
+  const DeviceInfo info = control.info(id);
+  if (info.server_pid <= 0 || info.state != DeviceState::kLive) {
+    throw Error(ENXIO, fmt::format("resize ublk device {}", id),
+                "it has no server to grow its backend (fix: give it one with dblock-serve "
+                "--attach, then resize)");
+  }
+  ask_ublk_resize(id, info.server_pid, new_size);
 }
 
 std::vector<DeviceInfo> ublk_list() {
@@ -268,7 +466,8 @@ int UblkControl::command(std::uint32_t op, std::uint32_t id, void* buffer, std::
 }
 
 std::uint64_t ublk_add_flags(const DeviceConfig& config, std::uint64_t features) {
-  std::uint64_t flags = UBLK_F_CMD_IOCTL_ENCODE;
+  // Resizable where the driver can (its server then takes resize asks).
+  std::uint64_t flags = UBLK_F_CMD_IOCTL_ENCODE | (features & UBLK_F_UPDATE_SIZE);
   const std::string what = fmt::format("ublk: add a device for '{}'", config.name);
   // ublk fails no request its server holds, however long (0 is dblock.ko's
   // default of 30 s, not asked for): a time limit would be ignored.
@@ -404,6 +603,15 @@ void UblkControl::stop(std::uint32_t id) {
 void UblkControl::remove(std::uint32_t id) {
   const int rc = command(UBLK_U_CMD_DEL_DEV, id, nullptr, 0, 0);
   if (rc < 0) throw Error(-rc, fmt::format("ublk: UBLK_U_CMD_DEL_DEV on device {}", id));
+}
+
+bool UblkControl::can_resize() const { return (features_ & UBLK_F_UPDATE_SIZE) != 0; }
+
+void UblkControl::set_size(std::uint32_t id, std::uint64_t bytes) {
+  const std::string what = fmt::format("ublk: UBLK_U_CMD_UPDATE_SIZE on device {}", id);
+  if (!can_resize()) throw Error(EOPNOTSUPP, what, "Linux 6.14 or later has it");
+  const int rc = command(UBLK_U_CMD_UPDATE_SIZE, id, nullptr, 0, bytes >> 9);
+  if (rc < 0) throw Error(-rc, what);
 }
 
 DeviceInfo UblkControl::info(std::uint32_t id) {
@@ -606,6 +814,14 @@ class UblkChannel final : public Channel {
     (void)!::write(queues_.at(queue)->kick.get(), &one, sizeof(one));
   }
 
+  std::unique_ptr<Running> take_resizes(ResizeHandler resize) override {
+    if (!control_.can_resize()) return nullptr;
+    return std::make_unique<UblkResizeService>(id_, std::move(resize));
+  }
+
+  // From the resize service's thread: a control ring of its own.
+  void set_size(std::uint64_t bytes) override { UblkControl().set_size(id_, bytes); }
+
   bool start() override {
     if (recovering_) {
       control_.end_recovery(id_);
@@ -771,6 +987,8 @@ void UblkControl::start_recovery(std::uint32_t) { no_uring(); }
 void UblkControl::end_recovery(std::uint32_t) { no_uring(); }
 void UblkControl::stop(std::uint32_t) { no_uring(); }
 void UblkControl::remove(std::uint32_t) { no_uring(); }
+bool UblkControl::can_resize() const { return false; }
+void UblkControl::set_size(std::uint32_t, std::uint64_t) { no_uring(); }
 DeviceInfo UblkControl::info(std::uint32_t) { no_uring(); }
 int UblkControl::command(std::uint32_t, std::uint32_t, void*, std::uint16_t, std::uint64_t) {
   no_uring();

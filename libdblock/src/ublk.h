@@ -5,12 +5,14 @@
 #define DBLOCK_SRC_UBLK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "channel.h"
 #include "dblock/device.h"
 #include "dblock/unique_fd.h"
 
@@ -33,6 +35,8 @@ class UblkControl {
 
   // UBLK_F_* of the kernel's driver.
   std::uint64_t features() const { return features_; }
+  // Whether it resizes a live device (UBLK_U_CMD_UPDATE_SIZE, Linux 6.14).
+  bool can_resize() const;
   // Adds a device of `config`'s shape (ADD_DEV, SET_PARAMS), not started:
   // its queues must fetch before start().  Returns its id (/dev/ublkcID,
   // /dev/ublkbID).  Throws std::invalid_argument for what ublk cannot do.
@@ -53,6 +57,10 @@ class UblkControl {
   void stop(std::uint32_t id);
   // DEL_DEV: once its server has closed /dev/ublkcID.
   void remove(std::uint32_t id);
+  // UPDATE_SIZE: the disk's new size, `bytes` (whole sectors), announced at
+  // once; its server is not told.  Throws Error EOPNOTSUPP where the driver
+  // cannot (can_resize()).
+  void set_size(std::uint32_t id, std::uint64_t bytes);
   // The device as the kernel has it (GET_DEV_INFO, GET_PARAMS); its name is
   // the disk's, "ublkbID".  A device held for a new server (its server died
   // under Recovery::kWait) is kLive with server_pid 0, as dblock.ko's.
@@ -73,6 +81,37 @@ class UblkControl {
 // std::invalid_argument for a grace period (ublk holds I/O with no time
 // limit), Error EOPNOTSUPP where the driver has no user recovery.
 std::uint64_t ublk_add_flags(const DeviceConfig& config, std::uint64_t features);
+
+// Online resize over ublk.  The kernel tells a ublk server nothing of a
+// resize, so `dblockctl resize` asks the server (resize_ublk), which grows
+// its backend before the disk (UblkResizeService), or shrinks the disk
+// first: they talk over an abstract unix socket named by the device's id.
+// Only root and the server's own user are heard.
+class UblkResizeService final : public Running {
+ public:
+  // Throws for a refused size; the exception's what() reaches the asker.
+  using Handler = std::function<void(std::uint64_t new_size)>;
+  // Takes asks for device `id` on a thread of its own, until destroyed.
+  // Throws Error: EADDRINUSE if another process takes them.
+  UblkResizeService(std::uint32_t id, Handler handler);
+  UblkResizeService(const UblkResizeService&) = delete;
+  UblkResizeService& operator=(const UblkResizeService&) = delete;
+  ~UblkResizeService() override;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Asks the server of ublk device `id`, which must be process `server_pid`,
+// to resize it to `new_size` bytes; returns once it has.  Throws Error
+// (ECONNREFUSED: no server takes asks for it; EPERM: another process
+// answered) or std::system_error with the server's reason.
+void ask_ublk_resize(std::uint32_t id, int server_pid, std::uint64_t new_size);
+
+// Resizes ublk device `id` through its server: checks that the driver can
+// and that the device has a live server, then ask_ublk_resize().
+void resize_ublk(std::uint32_t id, std::uint64_t new_size);
 
 // Whether /dev/ublk-control exists.
 bool ublk_present();

@@ -107,6 +107,7 @@ unload_dblock() {
 start_sample() {
   local name=$1
   shift
+  forget_patterns "$name"
   "$SAMPLE" --name "$name" "$@" >"/tmp/sample-$name.log" 2>&1 &
   SAMPLE_PID=$!
   local deadline=$((SECONDS + 30))
@@ -152,6 +153,7 @@ start_serve() {
   local name=$1
   shift
   local logf=/tmp/serve-$name.log ready="serving" from=1
+  [[ " $* " == *" --attach "* || " $* " == *" --create-or-attach "* ]] || forget_patterns "$name"
   if [[ " $* " == *" --attach "* ]]; then ready="took over /dev/$name"; fi
   # It says either.
   if [[ " $* " == *" --create-or-attach "* ]]; then ready=" /dev/$name "; fi
@@ -223,10 +225,31 @@ allocated_bytes() {
 # current end, so that data written before a resize is checked after it.
 # The disk must hold nothing else that matters (no mounted file system).
 
+# forget_patterns NAME: a new disk /dev/NAME holds none of the patterns an
+# earlier one of that name was given (in an earlier case, or the same case
+# over the other transport).
+forget_patterns() {
+  rm -f "/tmp/resize-$1".*
+}
+
 # assert_disk_size NAME MIB: the disk's size, as blockdev and sysfs see it.
 assert_disk_size() {
   assert_eq $(($2 << 20)) "$(blockdev --getsize64 "/dev/$1")" "size of /dev/$1 (blockdev)"
-  assert_eq $(($2 << 11)) "$(cat "/sys/block/$1/size")" "size of /dev/$1 (sysfs)"
+  assert_eq $(($2 << 11)) "$(cat "$(disk_sysfs "$1")/size")" "size of /dev/$1 (sysfs)"
+}
+
+# need_online_resize: over ublk, skips the case (exit 77) on a kernel older
+# than 6.14, whose ublk has no UBLK_U_CMD_UPDATE_SIZE (its refusal is checked
+# in 66-ublk.sh).  By version, not by asking dblock: a dblock that stopped
+# seeing the command on 6.14 and later must fail here, not skip.
+need_online_resize() {
+  [[ $DBLOCK_TRANSPORT == ublk ]] || return 0
+  local major minor
+  IFS=. read -r major minor _ <<<"$(uname -r)"
+  if ((major < 6 || (major == 6 && minor < 14))); then
+    log "ublk on $(uname -r) has no online resize (UBLK_U_CMD_UPDATE_SIZE, Linux 6.14): skipped"
+    exit 77
+  fi
 }
 
 # read_mib NAME MIB: MiB number MIB of /dev/NAME, read with direct I/O.

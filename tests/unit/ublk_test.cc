@@ -5,9 +5,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "dblock/error.h"
 #include "dblock/ram_backend.h"
@@ -22,6 +27,7 @@ using ::testing::HasSubstr;
 constexpr std::uint64_t kUserRecovery = 1ULL << 3;
 constexpr std::uint64_t kUserRecoveryReissue = 1ULL << 4;
 constexpr std::uint64_t kCmdIoctlEncode = 1ULL << 6;
+constexpr std::uint64_t kUpdateSize = 1ULL << 10;
 constexpr std::uint64_t kAllFeatures = kUserRecovery | kUserRecoveryReissue | kCmdIoctlEncode;
 
 // ublk_add_flags(), or a skip where libdblock was built without liburing.
@@ -54,6 +60,12 @@ TEST(UblkAddFlags, WaitIsUserRecoveryWithReissue) {
   std::uint64_t flags = 0;
   ADD_FLAGS_OR_SKIP(flags, config_with(dblock::Recovery::kWait), kAllFeatures);
   EXPECT_EQ(flags, kCmdIoctlEncode | kUserRecovery | kUserRecoveryReissue);
+}
+
+TEST(UblkAddFlags, ResizableWhereTheDriverIs) {
+  std::uint64_t flags = 0;
+  ADD_FLAGS_OR_SKIP(flags, config_with(dblock::Recovery::kFail), kAllFeatures | kUpdateSize);
+  EXPECT_EQ(flags, kCmdIoctlEncode | kUpdateSize);
 }
 
 TEST(UblkAddFlags, WaitNeedsTheDriversUserRecovery) {
@@ -130,6 +142,70 @@ TEST(UblkServe, AttachToNoUblkDeviceIsRefusedInOneLine) {
                              "device has that name"));
   EXPECT_THAT(err, HasSubstr("(fix: "));
   EXPECT_EQ(err.find('\n'), err.size() - 1) << err;
+}
+
+// The resize ask of `dblockctl resize` over ublk, between two ends in this
+// process: the server's answer (done, or refused with its reason and errno)
+// reaches the asker, and an asker finds out when nobody or the wrong
+// process answers.  (The kernel's part, UPDATE_SIZE, runs in 66-ublk.sh.)
+constexpr std::uint32_t kUnusedId = 4'000'000'001U;  // above any real ublk id
+
+int ask_errno(std::uint32_t id, int pid, std::uint64_t size, std::string* message = nullptr) {
+  try {
+    dblock::internal::ask_ublk_resize(id, pid, size);
+  } catch (const std::system_error& e) {
+    if (message != nullptr) *message = e.what();
+    return e.code().value();
+  }
+  return 0;
+}
+
+TEST(UblkResize, TheServerResizesAndAnswers) {
+  std::atomic<std::uint64_t> asked{0};
+  const dblock::internal::UblkResizeService service(kUnusedId,
+                                                    [&](std::uint64_t n) { asked = n; });
+  EXPECT_EQ(ask_errno(kUnusedId, ::getpid(), 512 << 20), 0);
+  EXPECT_EQ(asked.load(), 512U << 20);
+  // One after the other: the service keeps taking asks.
+  EXPECT_EQ(ask_errno(kUnusedId, ::getpid(), 768 << 20), 0);
+  EXPECT_EQ(asked.load(), 768U << 20);
+}
+
+TEST(UblkResize, ARefusalReachesTheAskerWithItsErrno) {
+  const dblock::internal::UblkResizeService service(kUnusedId, [](std::uint64_t) {
+    throw dblock::Error(ENOSPC, "grow /srv/img to 1 GiB", "beyond its size limit");
+  });
+  std::string message;
+  EXPECT_EQ(ask_errno(kUnusedId, ::getpid(), 1 << 30, &message), ENOSPC);
+  EXPECT_THAT(message, HasSubstr("resize ublk device 4000000001: grow /srv/img to 1 GiB: "));
+  EXPECT_THAT(message, HasSubstr("(beyond its size limit)"));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+TEST(UblkResize, OnlyTheDevicesServerIsAsked) {
+  std::atomic<int> calls{0};
+  const dblock::internal::UblkResizeService service(kUnusedId, [&](std::uint64_t) { ++calls; });
+  std::string message;
+  EXPECT_EQ(ask_errno(kUnusedId, ::getpid() + 1, 1 << 30, &message), EPERM);
+  EXPECT_THAT(message, HasSubstr("which is not the device's server"));
+  EXPECT_EQ(calls.load(), 0);
+}
+
+TEST(UblkResize, NoServiceIsConnectionRefused) {
+  std::string message;
+  EXPECT_EQ(ask_errno(kUnusedId + 1, ::getpid(), 1 << 30, &message), ECONNREFUSED);
+  EXPECT_THAT(message, HasSubstr("it takes no resize asks"));
+  EXPECT_THAT(message, HasSubstr("(fix: "));
+}
+
+TEST(UblkResize, OneServicePerDevice) {
+  const dblock::internal::UblkResizeService service(kUnusedId, [](std::uint64_t) {});
+  try {
+    const dblock::internal::UblkResizeService twin(kUnusedId, [](std::uint64_t) {});
+    FAIL() << "a second service for one device";
+  } catch (const dblock::Error& e) {
+    EXPECT_EQ(e.code().value(), EADDRINUSE);
+  }
 }
 
 }  // namespace

@@ -140,6 +140,12 @@ void print_info(const dblock::DeviceInfo& d) {
 
 void print_json(const json& j) { fmt::print("{}\n", j.dump(2)); }
 
+void print_resized(const std::string& name, bool as_json, const dblock::DeviceInfo& d) {
+  as_json ? print_json(to_json(d))
+          : fmt::print("resized device '{}' to {} ({} bytes)\n", name,
+                       dblock::format_size(d.config.size_bytes), d.config.size_bytes);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -301,8 +307,8 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    // A ublk device by name: what the kernel's ublk lets anyone but its
-    // server do is to look at it.
+    // A ublk device by name: anyone may look at it; its server resizes it
+    // (the kernel's ublk tells a server nothing); the rest is dblock.ko's.
     if ((*info_cmd || *resize_cmd || *set_cmd) && !target.is_id) {
       for (const auto& d : dblock::list_devices()) {
         if (d.transport != dblock::Transport::kUblk ||
@@ -313,11 +319,20 @@ int main(int argc, char** argv) {
           as_json ? print_json(to_json(d)) : print_info(d);
           return 0;
         }
+        if (*resize_cmd) {
+          dblock::resize_device(fmt::format("ublkb{}", d.id), *changes.size_bytes);
+          for (const auto& now : dblock::list_devices()) {
+            if (now.transport == d.transport && now.id == d.id) {
+              print_resized(target.text, as_json, now);
+            }
+          }
+          return 0;
+        }
         throw std::invalid_argument(fmt::format(
-            "'{}' is served over ublk (/dev/ublkb{}): {} goes with dblock.ko (fix: stop its "
-            "server and serve it again with {}, or with --transport dblock)",
-            d.config.name, d.id, *resize_cmd ? "online resize" : "dblockctl set",
-            *resize_cmd ? "the new size" : "--timeout/--recovery"));
+            "'{}' is served over ublk (/dev/ublkb{}): dblockctl set goes with dblock.ko (fix: "
+            "stop its server and serve it again with --timeout/--recovery, or with "
+            "--transport dblock)",
+            d.config.name, d.id));
       }
     }
     dblock::ControlDevice ctl;
@@ -352,10 +367,7 @@ int main(int argc, char** argv) {
       }
     } else if (*resize_cmd) {
       ctl.change(target.text, changes);
-      const auto d = ctl.info(target.text);
-      as_json ? print_json(to_json(d))
-              : fmt::print("resized device '{}' to {} ({} bytes)\n", target.text,
-                           dblock::format_size(d.config.size_bytes), d.config.size_bytes);
+      print_resized(target.text, as_json, ctl.info(target.text));
     } else if (*set_cmd) {
       ctl.change(target.text, changes);
       const auto d = ctl.info(target.text);

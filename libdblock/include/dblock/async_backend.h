@@ -80,7 +80,9 @@ class AsyncBackend {
   virtual std::uint32_t discard_granularity() const { return 0; }
 
   // The device was resized (grown or shrunk) to new_size bytes; called from
-  // a queue thread while no request past min(old, new) size is in flight.
+  // a queue thread (over ublk, from the thread that takes resize asks,
+  // before the disk grows: an exception refuses the grow) while no request
+  // past min(old, new) size is in flight.
   // The default refuses to grow past size() (ENOSPC) and accepts a shrink;
   // a refused grow leaves the device served at its old size.
   virtual void resize(std::uint64_t new_size);

@@ -45,8 +45,9 @@ class Backend {
   // false and run on the queue threads.
   virtual bool may_block() const { return true; }
 
-  // The device was resized (grown or shrunk) to new_size bytes.  The
-  // default refuses to grow past size() and accepts a shrink.
+  // The device was resized (grown or shrunk) to new_size bytes (over ublk:
+  // is being grown, and an exception refuses the grow).  The default refuses
+  // to grow past size() and accepts a shrink.
   virtual void resize(std::uint64_t new_size);
 };
 

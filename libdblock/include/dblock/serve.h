@@ -90,6 +90,14 @@ int serve(const DeviceConfig& config, AsyncBackend& backend, const ServeOptions&
 // errors); ENODEV or ENOENT if there is no such device.
 void destroy_device(const std::string& name, bool force = false);
 
+// Resizes the device /dev/`name` online, whichever kernel interface serves
+// it: through dblock.ko (ControlDevice::change), or over ublk by asking its
+// server, which grows its backend before the disk (Linux 6.14 and later:
+// else Error EOPNOTSUPP, with the fix).  Throws Error or std::system_error
+// with the server's reason when it refuses (ENOSPC: the backend cannot
+// grow).
+void resize_device(const std::string& name, std::uint64_t new_size);
+
 // Every device of both kernel interfaces: dblock.ko's (when /dev/dblockctl
 // exists), then ublk's (when /dev/ublk-control exists; DeviceInfo::transport
 // says which).  With neither, throws ControlDevice's error (module not loaded).

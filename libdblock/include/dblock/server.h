@@ -50,7 +50,10 @@ struct ServerOptions {
 // ENOMEM; anything else: EIO).  An AsyncBackend completes requests from any
 // thread; a Backend runs on worker threads (ServerOptions::workers) or on the
 // queue threads.  Online resizes reach the backend (resize()) before any
-// request past the old end: a grow first, then the wider checks.
+// request past the old end: a grow first, then the wider checks.  Over ublk,
+// whose kernel tells its server nothing, `dblockctl resize` asks the server
+// (Linux 6.14 and later): the backend grows before the disk does, and a
+// backend that refuses refuses the resize.
 //
 // No signals: threads are woken with DBLOCK_IOC_KICK (and condition
 // variables), so the application keeps every signal for itself.

@@ -10,10 +10,12 @@
 #  - grown and shrunk again with the disk's own checks (check_grow,
 #    check_shrink in dblock-lib.sh; 27-resize-file.sh and 70-rbd-basic.sh
 #    run them over the other kinds of backend).
+# dblock-transports: dblock ublk
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"
 
+need_online_resize
 load_dblock
 start_sample grow0 --size 128M
 mkfs.ext4 -q /dev/grow0

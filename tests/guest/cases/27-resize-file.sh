@@ -3,10 +3,12 @@
 # that may block, run on worker threads): growing the device grows the file,
 # data written past the old end reads back through the disk and lies in the
 # file; shrinking it shrinks the file and keeps the data below the new end.
+# dblock-transports: dblock ublk
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../dblock-lib.sh"
 
+need_online_resize
 load_dblock
 truncate -s 64M /tmp/x.img
 start_serve rsfile --backend file:/tmp/x.img

@@ -5,7 +5,7 @@
 # and write zeroes reaching a file backend, SIGTERM deleting the device and its
 # /dev/NAME link with the server exiting 0, a takeover under the 'wait' policy
 # (ublk's user recovery) with ext4 mounted and fio verifying, and one-line
-# errors for what only dblock.ko does.  Skipped where the kernel has no
+# errors for what only dblock.ko does (and, before Linux 6.14, online resize).  Skipped where the kernel has no
 # ublk_drv (Debian 12's 6.1).
 # dblock-timeout: 600
 set -euo pipefail
@@ -60,21 +60,38 @@ assert_eq "$n uvol 256 MiB ublk live $SERVE_PID" \
   "$("$DBLOCKCTL" list -n -o id,name,size,transport,state,server | tr -s ' ' | sed 's/^ //')" \
   "dblockctl list"
 "$DBLOCKCTL" list --json | grep -q '"transport": "ublk"' || die "dblockctl list --json: no transport"
-grep -q "serving .*; over ublk no online resize or handover$" /tmp/serve-uvol.log ||
-  { cat /tmp/serve-uvol.log; die "the server does not say what ublk lacks"; }
-# dblockctl info finds it by name; resize and set are dblock.ko's: refused in
-# one line, with the fix, the disk unchanged.
+# Online resize over ublk (UBLK_U_CMD_UPDATE_SIZE) came in Linux 6.14: before,
+# the server says so when it starts and dblockctl resize refuses; after, the
+# server takes dblockctl's resize asks (22@ublk and 27@ublk grow and shrink
+# disks that way) and one it refuses reaches dblockctl.
+IFS=. read -r kmajor kminor _ <<<"$(uname -r)"
+if ((kmajor > 6 || (kmajor == 6 && kminor >= 14))); then
+  lacks="no handover" resize_args="resize uvol 300001K"
+  resize_says="resize ublk device $n: .*not a positive multiple of its 4096-byte blocks"
+else
+  lacks="no online resize (Linux 6.14 has it) or handover" resize_args="resize uvol 512M"
+  resize_says="resize ublk device $n: .*(this kernel's ublk has no online resize, .*; fix: "
+fi
+grep -q "serving .*; over ublk $lacks$" /tmp/serve-uvol.log ||
+  { cat /tmp/serve-uvol.log; die "the server does not say what ublk lacks ($lacks)"; }
+# dblockctl info finds it by name; set is dblock.ko's: refused in one line,
+# with the fix; a refused resize too; the disk unchanged.
 info=$("$DBLOCKCTL" info uvol)
 grep -q "^channel: */dev/ublkc$n$" <<<"$info" ||
   { echo "$info"; die "dblockctl info uvol: not ublkc$n"; }
 grep -q "^timeout: *never$" <<<"$info" || { echo "$info"; die "dblockctl info uvol: a timeout ublk does not have"; }
-for args in "resize uvol 512M" "set uvol --timeout 5s"; do
+for args in "$resize_args" "set uvol --timeout 5s"; do
   rc=0
   # shellcheck disable=SC2086 # words
   out=$("$DBLOCKCTL" $args 2>&1) || rc=$?
   assert_eq 1 "$rc" "exit code of dblockctl $args"
   assert_eq 1 "$(wc -l <<<"$out")" "lines of output of dblockctl $args: $out"
-  grep -q "served over ublk (/dev/ublkb$n): .* goes with dblock.ko (fix: " <<<"$out" || die "no fix in: $out"
+  if [[ $args == resize* ]]; then
+    grep -q "$resize_says" <<<"$out" || die "dblockctl $args: not '$resize_says' in: $out"
+  else
+    grep -q "served over ublk (/dev/ublkb$n): .* goes with dblock.ko (fix: " <<<"$out" ||
+      die "no fix in: $out"
+  fi
 done
 assert_eq $((256 << 20)) "$(blockdev --getsize64 /dev/uvol)" "size of /dev/uvol after a refused resize"
 stop_ublk uvol
@@ -112,6 +129,27 @@ umount "$mnt"
 wait_exit "$SERVE_PID" 60
 wait_gone /dev/ufile 10
 wait_gone "/dev/ublkb$n" 10
+
+# 2b. Where ublk resizes (6.14 and later), the backend grows before the disk:
+# one that cannot (past its --size-limit) refuses the resize, and dblockctl
+# says why in one line, the disk and the file unchanged; within the limit the
+# file and the disk grow.
+if ((kmajor > 6 || (kmajor == 6 && kminor >= 14))); then
+  truncate -s 64M "$img"
+  start_serve ulim --transport ublk --backend "file:$img" --size-limit 80M --queues 1
+  rc=0
+  out=$("$DBLOCKCTL" resize ulim 96M 2>&1) || rc=$?
+  assert_eq 1 "$rc" "exit code of dblockctl resize past the backend's limit"
+  assert_eq 1 "$(wc -l <<<"$out")" "lines of output of dblockctl resize: $out"
+  grep -q "grow $img to $((96 << 20)) bytes: .*(beyond its size limit of $((80 << 20)) bytes)" \
+    <<<"$out" || die "dblockctl resize past the limit: not the backend's reason in: $out"
+  assert_eq $((64 << 20)) "$(blockdev --getsize64 /dev/ulim)" "size of /dev/ulim after a refused grow"
+  assert_eq $((64 << 20)) "$(stat -c %s "$img")" "size of the file after a refused grow"
+  "$DBLOCKCTL" resize ulim 80M
+  assert_eq $((80 << 20)) "$(blockdev --getsize64 /dev/ulim)" "size of /dev/ulim after a grow"
+  assert_eq $((80 << 20)) "$(stat -c %s "$img")" "size of the file after a grow"
+  stop_ublk ulim
+fi
 
 # 3. A server killed (SIGKILL) cannot delete its device: dblockctl destroy
 # does, and its /dev/NAME link with it.
