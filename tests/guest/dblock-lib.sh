@@ -198,6 +198,24 @@ start_fio_writers() {
   fio_pid=$!
 }
 
+# disk_writes NAME: writes the disk of /dev/NAME has completed (the block
+# layer's count, field 5 of its stat: the same over both transports).
+disk_writes() {
+  awk '{ print $5 }' "$(disk_sysfs "$1")/stat"
+}
+
+# wait_writes NAME COUNT TAG: until /dev/NAME has completed more than COUNT
+# writes, while start_fio_writers's fio (TAG) runs: so that what comes next
+# (a kill, a handover) catches its I/O in flight.
+wait_writes() {
+  local deadline=$((SECONDS + 120))
+  until (($(disk_writes "$1") > $2)); do
+    kill -0 "$fio_pid" 2>/dev/null || { cat "/tmp/fio.$3.out"; die "fio ended before the server was replaced"; }
+    ((SECONDS < deadline)) || die "no write progress on /dev/$1 in 120s"
+    sleep 0.2
+  done
+}
+
 # check_fio_writers TAG: stops start_fio_writers's fio, which must still be
 # running (an I/O or verify error ends it: --verify_fatal), and checks that it
 # reports no error.

@@ -19,16 +19,6 @@ attach_serve() {
   assert_eq "$SERVE_PID" "$(cat /sys/block/$name/dblock/server_pid)" "server_pid after takeover $1"
 }
 
-# wait_writes_past N: until the device has served more than N writes.
-wait_writes_past() {
-  local deadline=$((SECONDS + 120))
-  until (($(cat /sys/block/$name/dblock/writes) > $1)); do
-    kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.takeover.out; die "fio ended before the server was replaced"; }
-    ((SECONDS < deadline)) || die "no write progress in 120s"
-    sleep 0.2
-  done
-}
-
 io_errors() { dmesg | grep -cE "I/O error.*dev $name|EXT4-fs error.*$name" || true; }
 
 load_dblock
@@ -46,7 +36,7 @@ sync -f "$mnt/synced/big"
 # Direct and buffered writers, verifying as they go, across both replacements.
 start_fio_writers "$mnt" takeover 48M 32M
 
-wait_writes_past $(($(cat /sys/block/$name/dblock/writes) + 1000))
+wait_writes "$name" $(($(disk_writes "$name") + 1000)) takeover
 first=$SERVE_PID
 kill -KILL "$first"
 wait "$first" 2>/dev/null || true
@@ -63,14 +53,14 @@ log "server $SERVE_PID took over; requeued: $(cat /sys/block/$name/dblock/requeu
 echo 3 >/proc/sys/vm/drop_caches
 check_files "$mnt/synced"
 
-wait_writes_past $(($(cat /sys/block/$name/dblock/writes) + 1000))
+wait_writes "$name" $(($(disk_writes "$name") + 1000)) takeover
 second=$SERVE_PID
 kill -USR1 "$second"
 wait_exit "$second" 60
 grep -q "handed /dev/$name over" "/tmp/serve-$name.log" || die "server 2 did not say it handed over"
 attach_serve 3
 log "server 2 handed over to $SERVE_PID"
-wait_writes_past $(($(cat /sys/block/$name/dblock/writes) + 1000))
+wait_writes "$name" $(($(disk_writes "$name") + 1000)) takeover
 check_fio_writers takeover
 assert_eq "$errors_before" "$(io_errors)" "I/O or ext4 errors in the kernel log"
 assert_eq 0 "$(cat /sys/block/$name/dblock/errors)" "requests the servers failed"

@@ -168,17 +168,6 @@ wait_gone "/dev/ublkc$n" 10
 # verify error, a read issued with no server completes, fsync'd files read
 # back from the backend, e2fsck -fn is clean.
 io_errors() { dmesg | grep -cE "I/O error.*dev ublkb$1|EXT4-fs error.*ublkb$1|Buffer I/O error on dev ublkb$1" || true; }
-# writes_of N: writes ublkbN completed.
-writes_of() { awk '{ print $5 }' "/sys/block/ublkb$1/stat"; }
-# wait_writes_past N COUNT: until ublkbN has completed more than COUNT writes.
-wait_writes_past() {
-  local deadline=$((SECONDS + 120))
-  until (($(writes_of "$1") > $2)); do
-    kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.ublk-takeover.out; die "fio ended before the server was replaced"; }
-    ((SECONDS < deadline)) || die "no write progress on ublkb$1 in 120s"
-    sleep 0.2
-  done
-}
 # list_of NAME: "id name state server" as dblockctl lists it.
 list_of() { "$DBLOCKCTL" list -n -o id,name,state,server | tr -s ' ' | sed 's/^ //' | grep " $1 "; }
 # kill_and_hold N: SIGKILL the server of ublkbN; the kernel keeps the disk
@@ -216,7 +205,7 @@ write_files "$mnt/synced" 16
 sync -f "$mnt/synced/big"
 start_fio_writers "$mnt" ublk-takeover 32M 24M
 
-wait_writes_past "$n" $(($(writes_of "$n") + 1000))
+wait_writes utk $(($(disk_writes utk) + 1000)) ublk-takeover
 kill_and_hold "$n"
 # A server refuses a device that is served, and one made with 'fail'
 # (tried while there is none: the check comes before anything changes).
@@ -230,12 +219,12 @@ grep -q "served by pid $SERVE_PID" <<<"$out" || die "no 'served by' in: $out"
 echo 3 >/proc/sys/vm/drop_caches
 check_files "$mnt/synced"
 
-wait_writes_past "$n" $(($(writes_of "$n") + 1000))
+wait_writes utk $(($(disk_writes utk) + 1000)) ublk-takeover
 kill_and_hold "$n"
 start_serve utk --backend "file:$img" --create-or-attach
 took_over "$n"
 grep -q "took over /dev/utk -> /dev/ublkb$n, ublk" /tmp/serve-utk.log || die "--create-or-attach did not take over"
-wait_writes_past "$n" $(($(writes_of "$n") + 1000))
+wait_writes utk $(($(disk_writes utk) + 1000)) ublk-takeover
 check_fio_writers ublk-takeover
 assert_eq "$errors_before" "$(io_errors "$n")" "I/O or ext4 errors of ublkb$n in the kernel log"
 check_files "$mnt/synced"

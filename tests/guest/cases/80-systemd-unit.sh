@@ -108,24 +108,13 @@ check_files "$mnt/synced"
 # 3. SIGKILL with fio verifying: no I/O error.
 io_errors() { dmesg | grep -cE "I/O error.*dev $name|EXT4-fs error.*$name" || true; }
 errors_before=$(io_errors)
-fio --directory="$mnt" --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1 \
-  --verify_backlog=64 --time_based --runtime=25 --group_reporting --output-format=terse \
-  --name=direct --direct=1 --rw=randwrite --bsrange=4k-64k --size=32M \
-  --name=buffered --direct=0 --ioengine=psync --rw=randwrite --bs=16k --size=16M \
-  --fsync=32 >/tmp/fio.systemd.out 2>&1 &
-fio_pid=$!
-writes=$(cat /sys/block/$name/dblock/writes)
-deadline=$((SECONDS + 120))
-until (($(cat /sys/block/$name/dblock/writes) > writes + 500)); do
-  kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.systemd.out; die "fio ended early"; }
-  ((SECONDS < deadline)) || die "no write progress in 120s"
-  sleep 0.2
-done
-# fio is writing (the loop above saw it): the kill catches its I/O in flight.
+start_fio_writers "$mnt" systemd 32M 16M
+# fio is writing (seen on the disk): the kill catches its I/O in flight.
+wait_writes "$name" $(($(disk_writes "$name") + 500)) systemd
 kill_and_wait_restart 2
-wait "$fio_pid" || { cat /tmp/fio.systemd.out; die "fio failed across the restart"; }
-grep '^3;' /tmp/fio.systemd.out | awk -F';' '$5 != 0 { bad = 1 } END { exit bad || NR == 0 }' ||
-  { cat /tmp/fio.systemd.out; die "fio reported an error"; }
+# And goes on writing after the restart, until stopped here.
+wait_writes "$name" $(($(disk_writes "$name") + 500)) systemd
+check_fio_writers systemd
 assert_eq "$errors_before" "$(io_errors)" "I/O or ext4 errors in the kernel log"
 echo 3 >/proc/sys/vm/drop_caches
 check_files "$mnt/synced"
