@@ -42,6 +42,14 @@ class Channel {
   // nr_rejected and status.  The completions are consumed either way.
   // Returns false if a signal interrupted the wait; throws Error otherwise.
   virtual bool serve(dblock_serve& s) = 0;
+  // Where a backend completes requests on the queue's own thread, in the
+  // channel (ublk: lent_ring.h): when that thread has nothing else to do but
+  // wait for those, waits for some and completes them; false if it has none
+  // of them to wait for.
+  virtual bool reap(std::uint16_t queue) {
+    (void)queue;
+    return false;
+  }
   // Ends queue `queue`'s current or next wait in serve().
   virtual void kick(std::uint16_t queue) noexcept = 0;
   // Makes the disk live once every queue has called serve() once.  Returns

@@ -98,6 +98,9 @@ struct ServerCore {
   std::exception_ptr error;  // guarded by mu
 };
 
+// The queue whose thread this is, on a queue thread.
+thread_local const AsyncQueue* own_queue = nullptr;
+
 }  // namespace detail
 
 void AsyncCompletion::done(int result) const noexcept {
@@ -113,7 +116,9 @@ void AsyncCompletion::done(int result) const noexcept {
   }
   if (q->draining.load()) {
     q->cv.notify_one();
-  } else if (q->sleeping.exchange(false)) {
+  } else if (detail::own_queue != q && q->sleeping.exchange(false)) {
+    // (On the queue's own thread, the backend completes it in the channel,
+    // lent_ring.h, and the thread looks at q->done before it waits again.)
     // Sticky: a kick that comes before the thread waits ends its next wait.
     q->kick();
   }
@@ -344,6 +349,7 @@ void ServerCore::serve_queue(AsyncQueue& q) {
   std::size_t inflight = 0;  // given to the backend, not yet completed
   bool first = true;
   bool gone = false;
+  own_queue = &q;
 
   const auto take_done = [&] {
     {
@@ -363,7 +369,9 @@ void ServerCore::serve_queue(AsyncQueue& q) {
     if (stopping && completions.empty()) {
       if (inflight == 0) return;
       // Answers still owed by the backend (which writes into the buffers
-      // until then): wait for them here, not in the kernel.
+      // until then): wait for them here, not in the kernel; or, those it
+      // completes on this thread, in the channel.
+      if (channel->reap(q.index)) continue;
       q.draining = true;
       std::unique_lock lock(q.mu);
       q.cv.wait(lock, [&] { return !q.done.empty(); });

@@ -35,6 +35,7 @@
 #include "channel.h"
 #include "dblock/error.h"
 #include "dblock/mapping.h"
+#include "lent_ring.h"
 
 #ifdef DBLOCK_HAVE_URING
 #include <liburing.h>
@@ -684,7 +685,10 @@ class UblkChannel final : public Channel {
     const DeviceConfig& c = info_.config;
     const std::size_t descs = page_round(std::size_t{c.queue_depth} * sizeof(ublksrv_io_desc));
     const std::size_t stride = page_round(UBLK_MAX_QUEUE_DEPTH * sizeof(ublksrv_io_desc));
-    const unsigned entries = std::bit_ceil(unsigned{c.queue_depth} + 1);
+    // Room for a commit per tag, the kick, and the SQEs of a batch's
+    // requests that a backend puts in the queue's ring (lent_ring.h: at most
+    // two each).
+    const unsigned entries = std::bit_ceil(3 * unsigned{c.queue_depth} + 1);
     queues_.reserve(c.queues);
     for (std::uint16_t q = 0; q < c.queues; ++q) {
       const std::string what = fmt::format("{} (queue {})", path_, q);
@@ -757,7 +761,10 @@ class UblkChannel final : public Channel {
     }
     // When stopping (no new requests wanted), what the kernel hands us now
     // stays in the ring: the kernel fails or requeues it when we close.
-    if (s.max_requests == 0) return true;
+    if (s.max_requests == 0) {
+      reap_lent(q);
+      return true;
+    }
 
     unsigned head = 0;
     unsigned seen = 0;
@@ -768,6 +775,11 @@ class UblkChannel final : public Channel {
       if (cqe->user_data == kKickData) {
         ++seen;
         q.kick_armed = false;
+        continue;
+      }
+      if ((cqe->user_data & kLentBit) != 0) {
+        ++seen;
+        complete_lent(q, *cqe);
         continue;
       }
       if (s.nr_requests == s.max_requests) break;
@@ -806,6 +818,17 @@ class UblkChannel final : public Channel {
       }
       s.status |= DBLOCK_SERVE_GONE;
     }
+    return true;
+  }
+
+  bool reap(std::uint16_t queue) override {
+    Queue& q = *queues_.at(queue);
+    if (q.lent.inflight == 0) return false;
+    const int rc = ::io_uring_submit_and_wait(&q.ring.ring, 1);
+    if (rc < 0 && rc != -EINTR) {
+      throw Error(-rc, fmt::format("{}: io_uring_submit_and_wait (queue {})", context_, queue));
+    }
+    reap_lent(q);
     return true;
   }
 
@@ -858,6 +881,7 @@ class UblkChannel final : public Channel {
     std::vector<std::uint32_t> lengths;  // of each tag's read or write
     std::vector<bool> rw;                // whether it is a read or write
     std::vector<bool> given;             // with the server, to be answered
+    LentRing lent;                       // this ring, as a backend sees it
   };
 
   // On the queue's thread, before its first submission: the ring becomes
@@ -881,6 +905,33 @@ class UblkChannel final : public Channel {
       throw Error(-rc, fmt::format("{}: io_uring_register_files (queue {})", context_, queue));
     }
     q.enabled = true;
+    // From now on a backend may put its SQEs in this ring (lent_ring.h).
+    q.lent.ring = ring;
+    lent_ring = &q.lent;
+  }
+
+  // A CQE of an SQE a backend put in the queue's ring, to the backend.
+  static void complete_lent(Queue& q, const io_uring_cqe& cqe) {
+    --q.lent.inflight;
+    q.lent.complete(cqe.user_data, cqe);
+  }
+
+  // When no new requests are wanted (stopping): the CQEs there are go to
+  // the backend, or are dropped (a request fetched now stays with the
+  // kernel, which fails or requeues it when the channel closes).
+  void reap_lent(Queue& q) {
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&q.ring.ring, head, cqe) {
+      ++seen;
+      if (cqe->user_data == kKickData) {
+        q.kick_armed = false;
+      } else if ((cqe->user_data & kLentBit) != 0) {
+        complete_lent(q, *cqe);
+      }
+    }
+    ::io_uring_cq_advance(&q.ring.ring, seen);
   }
 
   // FETCH_REQ or COMMIT_AND_FETCH_REQ for `tag`: its data goes to and from

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "dblock/error.h"
+#include "lent_ring.h"
 #include "queue_thread.h"
 #include "request.h"
 
@@ -43,10 +44,38 @@ bool aligned(std::uint64_t value, std::uint32_t align) { return value % align ==
 struct Op {
   AsyncRequest request;
   AsyncCompletion completion;
+  detail::UringRing* owner = nullptr;
   int cqes = 0;    // still to come: 1, or 2 for a FUA write (write, fdatasync)
   int result = 0;  // the first failure
 };
 static_assert(alignof(Op) > kSyncPart, "the low bit of an Op's address is free");
+
+// Fills the SQEs of `op`, taken from next_sqe(): its read, write or
+// fdatasync, and a FUA write's fdatasync linked after it.  Their user_data
+// is the Op's address or'ed with `tag`, and with kSyncPart for an fdatasync.
+template <typename NextSqe>
+void prepare(NextSqe&& next_sqe, const Op* op, int fd, std::uint64_t pos, std::uint64_t tag) {
+  const AsyncRequest& r = op->request;
+  const std::uint64_t token = tag | static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(op));
+  io_uring_sqe* s = next_sqe();
+  if (r.op == DBLOCK_OP_FLUSH) {
+    ::io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC);
+    ::io_uring_sqe_set_data64(s, token | kSyncPart);
+    return;
+  }
+  if (r.op == DBLOCK_OP_READ) {
+    ::io_uring_prep_read(s, fd, r.data.data(), static_cast<unsigned>(r.length), pos);
+  } else {
+    ::io_uring_prep_write(s, fd, r.data.data(), static_cast<unsigned>(r.length), pos);
+  }
+  ::io_uring_sqe_set_data64(s, token);
+  if (op->cqes == 2) {
+    s->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* sync = next_sqe();
+    ::io_uring_prep_fsync(sync, fd, IORING_FSYNC_DATASYNC);
+    ::io_uring_sqe_set_data64(sync, token | kSyncPart);
+  }
+}
 
 }  // namespace
 
@@ -233,6 +262,17 @@ std::uint64_t UringFileBackend::syncs_issued() const {
   return ring_->syncs.load(std::memory_order_relaxed) + file_.syncs_issued();
 }
 
+namespace {
+
+// A CQE of a lent ring's (see lent_ring.h), on the queue thread.
+void complete_lent(std::uint64_t user_data, const io_uring_cqe& cqe) {
+  auto* op = reinterpret_cast<Op*>(
+      static_cast<std::uintptr_t>(user_data & ~(internal::kLentBit | kSyncPart)));
+  op->owner->complete(op, (user_data & kSyncPart) != 0, cqe);
+}
+
+}  // namespace
+
 void UringFileBackend::submit(const AsyncRequest& r, AsyncCompletion completion) {
   bool now = r.op != DBLOCK_OP_READ && r.op != DBLOCK_OP_WRITE && r.op != DBLOCK_OP_FLUSH;
   if (!now && r.op != DBLOCK_OP_FLUSH && file_.direct_io()) {
@@ -248,28 +288,29 @@ void UringFileBackend::submit(const AsyncRequest& r, AsyncCompletion completion)
   }
   const bool fua = r.op == DBLOCK_OP_WRITE && (r.flags & DBLOCK_REQ_FUA) != 0;
   Op* op = ring_->take_op();
-  *op = Op{r, completion, fua ? 2 : 1, 0};
-  const auto token = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(op));
+  *op = Op{r, completion, ring_.get(), fua ? 2 : 1, 0};
   const int fd = file_.descriptor();
   const std::uint64_t pos = file_.offset() + r.offset;
+  if (internal::LentRing* lent = internal::lent_ring) {
+    // The queue thread's ring: its next submission starts these, and it
+    // completes them (complete_lent).  Room for both SQEs of a FUA write
+    // first, so that no submission cuts the link between them.
+    io_uring* ring = lent->ring;
+    if (::io_uring_sq_space_left(ring) < 2) {
+      const int rc = ::io_uring_submit(ring);
+      if (rc < 0 && ::io_uring_sq_space_left(ring) < 2) {
+        ring_->put_op(op);
+        throw Error(-rc, fmt::format("io_uring_submit for {}", file_.path()));
+      }
+    }
+    lent->complete = complete_lent;
+    prepare([ring] { return ::io_uring_get_sqe(ring); }, op, fd, pos, internal::kLentBit);
+    lent->inflight += static_cast<unsigned>(op->cqes);
+    return;
+  }
   std::lock_guard lock(ring_->mu);
   try {
-    io_uring_sqe* s = ring_->sqe();
-    if (r.op == DBLOCK_OP_FLUSH) {
-      ::io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC);
-      ::io_uring_sqe_set_data64(s, token | kSyncPart);
-    } else if (r.op == DBLOCK_OP_READ) {
-      ::io_uring_prep_read(s, fd, r.data.data(), static_cast<unsigned>(r.length), pos);
-    } else {
-      ::io_uring_prep_write(s, fd, r.data.data(), static_cast<unsigned>(r.length), pos);
-    }
-    if (r.op != DBLOCK_OP_FLUSH) ::io_uring_sqe_set_data64(s, token);
-    if (fua) {
-      s->flags |= IOSQE_IO_LINK;
-      io_uring_sqe* sync = ring_->sqe();
-      ::io_uring_prep_fsync(sync, fd, IORING_FSYNC_DATASYNC);
-      ::io_uring_sqe_set_data64(sync, token | kSyncPart);
-    }
+    prepare([this] { return ring_->sqe(); }, op, fd, pos, 0);
   } catch (...) {
     ring_->put_op(op);
     throw;
@@ -277,6 +318,7 @@ void UringFileBackend::submit(const AsyncRequest& r, AsyncCompletion completion)
 }
 
 void UringFileBackend::commit() {
+  if (internal::lent_ring != nullptr) return;  // the queue thread submits
   std::lock_guard lock(ring_->mu);
   ring_->submit_queued();
 }

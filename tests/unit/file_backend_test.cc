@@ -17,6 +17,13 @@
 #include <gtest/gtest.h>
 
 #include "dblock/error.h"
+#include "dblock/uring_file_backend.h"
+
+#ifdef DBLOCK_HAVE_URING
+#include <liburing.h>
+
+#include "lent_ring.h"
+#endif
 
 namespace dblock {
 namespace {
@@ -464,6 +471,76 @@ TEST(FileBackendDirectIo, RefusalSaysWhatToDo) {
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;
   }
 }
+
+#ifdef DBLOCK_HAVE_URING
+// On a thread that lends its io_uring (a ublk queue thread, lent_ring.h),
+// UringFileBackend puts its SQEs there, unsubmitted (commit() leaves them to
+// the thread), and what comes back completes through the lent ring's
+// complete(): a FUA write (write and fdatasync) and a read, from one file.
+TEST(UringLentRing, RequestsGoThroughTheLentRing) {
+  char path[] = "/tmp/dblock-lent-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::ftruncate(fd, 1 << 20), 0);
+  std::vector<std::byte> old(4096, std::byte{0x5a});
+  ASSERT_EQ(::pwrite(fd, old.data(), old.size(), 8192), 4096);
+  FileBackend file(path);
+  ::unlink(path);
+  std::unique_ptr<UringFileBackend> uring;
+  io_uring ring{};
+  try {
+    uring = std::make_unique<UringFileBackend>(file);
+  } catch (const Error& e) {
+    ::close(fd);
+    GTEST_SKIP() << "io_uring refused here: " << e.what();
+  }
+  ASSERT_EQ(::io_uring_queue_init(16, &ring, 0), 0);
+  internal::LentRing lent;
+  lent.ring = &ring;
+  internal::lent_ring = &lent;
+
+  std::vector<std::byte> wrote(8192, std::byte{0x6b});
+  std::vector<std::byte> read(4096);
+  AsyncRequest write_request;
+  write_request.op = DBLOCK_OP_WRITE;
+  write_request.flags = DBLOCK_REQ_FUA;
+  write_request.offset = 65536;
+  write_request.length = 8192;
+  write_request.data = wrote;
+  AsyncRequest read_request;
+  read_request.op = DBLOCK_OP_READ;
+  read_request.offset = 8192;
+  read_request.length = 4096;
+  read_request.data = read;
+  uring->submit(write_request, AsyncCompletion());
+  uring->submit(read_request, AsyncCompletion());
+  uring->commit();
+  EXPECT_EQ(lent.inflight, 3u);  // the write, its fdatasync, the read
+  EXPECT_EQ(::io_uring_sq_ready(&ring), 3u) << "submitted by the backend, not by the thread";
+  ASSERT_NE(lent.complete, nullptr);
+
+  ASSERT_EQ(::io_uring_submit(&ring), 3);
+  while (lent.inflight > 0) {
+    io_uring_cqe* cqe = nullptr;
+    ASSERT_EQ(::io_uring_wait_cqe(&ring, &cqe), 0);
+    EXPECT_NE(cqe->user_data & internal::kLentBit, 0u);
+    EXPECT_GE(cqe->res, 0) << std::strerror(-cqe->res);
+    const io_uring_cqe copy = *cqe;
+    ::io_uring_cqe_seen(&ring, cqe);
+    --lent.inflight;
+    lent.complete(copy.user_data, copy);
+  }
+  internal::lent_ring = nullptr;
+  ::io_uring_queue_exit(&ring);
+
+  EXPECT_EQ(uring->syncs_issued(), 1u) << "the FUA write's fdatasync did not complete";
+  EXPECT_EQ(read, old);
+  std::vector<std::byte> in_file(8192);
+  ASSERT_EQ(::pread(fd, in_file.data(), in_file.size(), 65536), 8192);
+  EXPECT_EQ(in_file, wrote);
+  ::close(fd);
+}
+#endif
 
 }  // namespace
 }  // namespace dblock

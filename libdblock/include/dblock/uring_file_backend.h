@@ -22,6 +22,10 @@ struct UringRing;
 // BLKZEROOUT) runs at once on the submitting thread, through the
 // FileBackend, as do the rare remainders of short transfers (on the
 // completion thread).  A FUA write is the write linked to an fdatasync.
+// Served over ublk, whose queue threads wait on an io_uring of their own, it
+// puts its SQEs in that ring instead: the queue thread submits them with its
+// commits, in one system call, and answers them itself, as the kernel's own
+// ublk servers do.
 // The FileBackend is borrowed: it must outlive this.
 // Needs libdblock built with liburing (available()), and a kernel and
 // seccomp profile that allow io_uring (Docker's default profile does not):
