@@ -36,6 +36,7 @@
 #include "dblock/error.h"
 #include "dblock/mapping.h"
 #include "lent_ring.h"
+#include "queue_thread.h"
 
 #ifdef DBLOCK_HAVE_URING
 #include <liburing.h>
@@ -161,7 +162,9 @@ struct UblkResizeService::State {
   Handler handler;
   UniqueFd listener;
   UniqueFd stop;  // an eventfd: written to end the thread
-  std::jthread thread;  // last: joined before the fds close
+  // Last: joined before the fds close.  A small stack, as a worker's: a
+  // server that locks its memory pins all of it.
+  std::unique_ptr<SmallThread> thread;
 
   void run() const;
   void answer(int connection) const;
@@ -185,7 +188,7 @@ UblkResizeService::UblkResizeService(std::uint32_t id, Handler handler)
   }
   s.stop.reset(::eventfd(0, EFD_CLOEXEC));
   if (!s.stop) throw Error(errno, what + ": eventfd");
-  s.thread = std::jthread([&s] { s.run(); });
+  s.thread = std::make_unique<SmallThread>([&s] { s.run(); });
 }
 
 UblkResizeService::~UblkResizeService() {
