@@ -438,13 +438,7 @@ if ((${#lat_targets[@]})); then
       if ! serve_available; then
         note "dblock-file-dio-lat: skipped: $SERVE does not exist yet"
       else
-        SERVE_EXTRA=()
-        if "$SERVE" --help 2>&1 | grep -q -- '--direct-io'; then
-          SERVE_EXTRA=(--direct-io); echo "dblock_direct_io=yes" >>"$LATENV"
-        else
-          echo "dblock_direct_io=no" >>"$LATENV"
-          note "dblock-file-dio-lat: this dblock-serve has no --direct-io: served WITHOUT O_DIRECT (page cache)"
-        fi
+        SERVE_EXTRA=(--direct-io); echo "dblock_direct_io=yes" >>"$LATENV"
         echo "dblock_args=--backend file:$nbdev --size ${SIZE_MB}M --queues 1 --depth 64 --max-io 1M ${SERVE_EXTRA[*]}" >>"$LATENV"
         if start_dblock dbfiledio "file:$nbdev" 1; then
           lpid=$DPID
@@ -466,14 +460,10 @@ if ((${#lat_targets[@]})); then
     fi
     # The same file backend on worker threads (--aio threads): what io_uring gains.
     if [[ " ${lat_targets[*]} " == *" dblock-file-thr-lat "* ]] && serve_available; then
-      if "$SERVE" --help 2>&1 | grep -q -- '--aio'; then
-        SERVE_EXTRA=(--direct-io --aio threads)
-        start_dblock dbfilethr "file:$nbdev" 1 && tpid=$DPID
-        SERVE_EXTRA=()
-        [[ -n $tpid ]] || note "dblock-file-thr-lat: server failed to start"
-      else
-        note "dblock-file-thr-lat: skipped: this dblock-serve has no --aio"
-      fi
+      SERVE_EXTRA=(--direct-io --aio threads)
+      start_dblock dbfilethr "file:$nbdev" 1 && tpid=$DPID
+      SERVE_EXTRA=()
+      [[ -n $tpid ]] || note "dblock-file-thr-lat: server failed to start"
     fi
     # The null backend (answers at once, no I/O) in the same shape: the most
     # any dblock backend can reach here, the transport's ceiling.
