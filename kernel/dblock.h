@@ -52,11 +52,17 @@
  * dblock_queue.serving: bit 0, held by one DBLOCK_IOC_SERVE call at a time
  *	and only ever tried (EBUSY), never waited for (-> dblock_queue.lock,
  *	and the server's mmap_lock when its pages are pinned).
+ *	DBLOCK_IOC_COMMIT takes no dblock lock but dblock_queue.lock, to put
+ *	back a request it could not answer.
  * dblock_queue.lock: a spinlock, innermost: ->queue_rq and the timeout
  *	handler take it alone, and nothing else is taken while it is held.
  */
 
-/* Counters one queue's serving thread updates; see struct dblock_dev_stats. */
+/*
+ * Counters one queue's serving thread updates (in DBLOCK_IOC_SERVE's fetch);
+ * see struct dblock_dev_stats.  Those a DBLOCK_IOC_COMMIT from any thread
+ * may change are the device's atomics.
+ */
 struct dblock_queue_stats {
 	struct u64_stats_sync	sync;
 	u64_stats_t		reads;
@@ -64,14 +70,14 @@ struct dblock_queue_stats {
 	u64_stats_t		flushes;
 	u64_stats_t		discards;
 	u64_stats_t		write_zeroes;
-	u64_stats_t		errors;
-	u64_stats_t		rejected;
 };
 
 /*
  * One hardware queue.  Requests go from ->queue_rq onto @pending, a server
  * thread takes them off in DBLOCK_IOC_SERVE; only one thread serves a queue
- * at a time (@serving), so the scratch arrays need no lock.
+ * at a time (@serving), so @req_scratch needs no lock.  Answers may come
+ * from any thread (DBLOCK_IOC_COMMIT): they claim their request through
+ * dblock_cmd.state and use no shared scratch.
  */
 struct dblock_queue {
 	spinlock_t		lock;		/* @pending, @no_server, @gone, @resized */
@@ -87,9 +93,7 @@ struct dblock_queue {
 	struct dblock_dev	*dev;
 	unsigned int		index;
 	void			*buf;		/* mmap area; see dblock_queue_area() */
-	struct page		**pins;		/* a slot's pages, for one copy */
 	struct dblock_request	*req_scratch;
-	struct dblock_completion *cpl_scratch;
 	/*
 	 * By tag, the requests the server holds.  Set when fetched, cleared
 	 * before the request completes: a completion only ever looks here, so
@@ -149,6 +153,8 @@ struct dblock_dev {
 
 	atomic64_t		timeouts;
 	atomic64_t		requeued;
+	atomic64_t		errors;
+	atomic64_t		rejected;
 
 	struct blk_mq_tag_set	tag_set;
 	struct gendisk		*disk;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * dblock: the per-device channel a server opens: mmap of the buffer areas,
- * START, SERVE (commit and fetch), and the backend's description.
+ * START, SERVE (commit and fetch), COMMIT from any thread, and the backend's
+ * description.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -103,40 +104,87 @@ struct dblock_area {
 	void	*kern;
 };
 
+/* Pages of the server's slot pinned at a time, on the copier's stack. */
+#define DBLOCK_PIN_BATCH	32
+
+/* The pinned window of the server's slot: @nr pages from page @first. */
+struct dblock_pins {
+	struct page	*pages[DBLOCK_PIN_BATCH];
+	unsigned long	first;
+	int		nr;
+};
+
+static void dblock_unpin(struct dblock_pins *p, bool dirty)
+{
+	if (!p->nr)
+		return;
+	if (dirty)
+		unpin_user_pages_dirty_lock(p->pages, p->nr, true);
+	else
+		unpin_user_pages(p->pages, p->nr);
+	p->nr = 0;
+}
+
+/*
+ * Makes page @idx of the slot at @base (of @total pages) one of the pinned
+ * window's, pinning the next batch from it if need be.
+ */
+static int dblock_pin_at(struct dblock_pins *p, u64 base, unsigned long idx,
+			 int total, bool to_slot)
+{
+	int nr = min_t(int, total - idx, DBLOCK_PIN_BATCH);
+	int pinned;
+
+	if (p->nr && idx >= p->first && idx < p->first + p->nr)
+		return 0;
+	dblock_unpin(p, to_slot);
+	/* May fault pages in: no lock is held here. */
+	pinned = pin_user_pages_fast(base + idx * PAGE_SIZE, nr,
+				     to_slot ? FOLL_WRITE : 0, p->pages);
+	if (pinned != nr) {
+		if (pinned > 0)
+			unpin_user_pages(p->pages, pinned);
+		return -EFAULT;
+	}
+	p->first = idx;
+	p->nr = nr;
+	return 0;
+}
+
 /*
  * The server's slot is pinned and copied with memcpy through the kernel's
  * mapping of its pages, not with copy_to_user(): under emulation (QEMU TCG)
  * the user-copy instructions made 1 MiB requests 3.5 times slower, and 50
- * times from buffers never written (the zero page).
+ * times from buffers never written (the zero page).  The pages are pinned
+ * a batch at a time, in an array on the stack, so that any thread may copy
+ * (DBLOCK_IOC_COMMIT) without a shared one.
  */
-static int dblock_copy_user(struct dblock_queue *dq, u64 uaddr,
-			    struct request *rq, bool to_slot)
+static int dblock_copy_user(u64 uaddr, struct request *rq, bool to_slot)
 {
+	u64 base = uaddr & PAGE_MASK;
 	size_t skip = offset_in_page(uaddr);
-	int nr = DIV_ROUND_UP(skip + blk_rq_bytes(rq), PAGE_SIZE);
-	struct page **pages = dq->pins;
+	int total = DIV_ROUND_UP(skip + blk_rq_bytes(rq), PAGE_SIZE);
+	struct dblock_pins pins = {};
 	struct req_iterator iter;
 	struct bio_vec bv;
-	int pinned;
+	int ret = 0;
 
-	/* May fault pages in: no lock is held here. */
-	pinned = pin_user_pages_fast(uaddr & PAGE_MASK, nr,
-				     to_slot ? FOLL_WRITE : 0, pages);
-	if (pinned != nr) {
-		if (pinned > 0)
-			unpin_user_pages(pages, pinned);
-		return -EFAULT;
-	}
 	rq_for_each_segment(bv, rq, iter) {
 		void *kaddr = bvec_kmap_local(&bv);
 		unsigned int done = 0;
 
 		while (done < bv.bv_len) {
-			struct page *page = pages[skip >> PAGE_SHIFT];
+			unsigned long idx = skip >> PAGE_SHIFT;
 			size_t off = offset_in_page(skip);
 			size_t n = min_t(size_t, bv.bv_len - done, PAGE_SIZE - off);
-			void *uaddr_k = kmap_local_page(page);
+			struct page *page;
+			void *uaddr_k;
 
+			ret = dblock_pin_at(&pins, base, idx, total, to_slot);
+			if (ret)
+				break;
+			page = pins.pages[idx - pins.first];
+			uaddr_k = kmap_local_page(page);
 			if (to_slot) {
 				memcpy(uaddr_k + off, kaddr + done, n);
 				flush_dcache_page(page);
@@ -148,14 +196,13 @@ static int dblock_copy_user(struct dblock_queue *dq, u64 uaddr,
 			skip += n;
 		}
 		kunmap_local(kaddr);
+		if (ret)
+			break;
 		if (!to_slot)
 			flush_dcache_page(bv.bv_page);
 	}
-	if (to_slot)
-		unpin_user_pages_dirty_lock(pages, nr, true);
-	else
-		unpin_user_pages(pages, nr);
-	return 0;
+	dblock_unpin(&pins, to_slot);
+	return ret;
 }
 
 /* Copies @rq's data into its slot (@to_slot) or out of it. */
@@ -169,7 +216,7 @@ static int dblock_copy_rq(struct dblock_queue *dq, const struct dblock_area *are
 	if (!blk_rq_bytes(rq))
 		return 0;
 	if (area->user)
-		return dblock_copy_user(dq, area->user + off, rq, to_slot);
+		return dblock_copy_user(area->user + off, rq, to_slot);
 	if (!area->kern)
 		return -ENOMEM;
 	rq_for_each_segment(bv, rq, iter) {
@@ -208,9 +255,7 @@ static struct request *dblock_claim(struct dblock_queue *dq,
 /* Called before the failed request ends: whoever sees the error sees it counted. */
 static void dblock_count_error(struct dblock_queue *dq)
 {
-	u64_stats_update_begin(&dq->stats.sync);
-	u64_stats_inc(&dq->stats.errors);
-	u64_stats_update_end(&dq->stats.sync);
+	atomic64_inc(&dq->dev->errors);
 }
 
 /*
@@ -229,20 +274,17 @@ static void dblock_requeue_answered(struct dblock_queue *dq, struct request *rq)
 	atomic64_inc(&dq->dev->requeued);
 }
 
-static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area,
-			 const struct dblock_completion __user *ucpl,
-			 unsigned int nr, unsigned int *rejected)
+/* Completions read from the server at a time, on the committer's stack. */
+#define DBLOCK_CPL_BATCH	16
+
+/* Ends the requests @cpl answers; counts in @rejected those it cannot. */
+static void dblock_commit_batch(struct dblock_queue *dq,
+				const struct dblock_area *area,
+				const struct dblock_completion *cpl,
+				unsigned int nr, unsigned int *rejected)
 {
-	struct dblock_completion *cpl = dq->cpl_scratch;
 	DEFINE_IO_COMP_BATCH(iob);
 	unsigned int i;
-
-	if (!nr)
-		return 0;
-	if (nr > dq->dev->config.queue_depth)
-		return -EINVAL;
-	if (copy_from_user(cpl, ucpl, nr * sizeof(*cpl)))
-		return -EFAULT;
 
 	for (i = 0; i < nr; i++) {
 		struct request *rq = dblock_claim(dq, &cpl[i]);
@@ -277,13 +319,37 @@ static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area
 	}
 	if (iob.complete)
 		iob.complete(&iob);
-	u64_stats_update_begin(&dq->stats.sync);
-	u64_stats_add(&dq->stats.rejected, *rejected);
-	u64_stats_update_end(&dq->stats.sync);
-	if (*rejected)
+}
+
+/*
+ * Hands back @nr answers of queue @dq, from SERVE or COMMIT: any number of
+ * threads may do so at once, each answer claiming its request on its own.
+ * The answers read before a fault are used.
+ */
+static int dblock_commit(struct dblock_queue *dq, const struct dblock_area *area,
+			 const struct dblock_completion __user *ucpl,
+			 unsigned int nr, unsigned int *rejected)
+{
+	struct dblock_completion cpl[DBLOCK_CPL_BATCH];
+	unsigned int done, n;
+	int ret = 0;
+
+	if (nr > dq->dev->config.queue_depth)
+		return -EINVAL;
+	for (done = 0; done < nr; done += n) {
+		n = min_t(unsigned int, nr - done, DBLOCK_CPL_BATCH);
+		if (copy_from_user(cpl, ucpl + done, n * sizeof(*cpl))) {
+			ret = -EFAULT;
+			break;
+		}
+		dblock_commit_batch(dq, area, cpl, n, rejected);
+	}
+	if (*rejected) {
+		atomic64_add(*rejected, &dq->dev->rejected);
 		pr_warn_ratelimited("%s: queue %u: %u completions refused (unknown tag, stale seq or already answered)\n",
 				    dq->dev->config.name, dq->index, *rejected);
-	return 0;
+	}
+	return ret;
 }
 
 static void dblock_describe(struct dblock_queue *dq, struct request *rq,
@@ -442,6 +508,14 @@ static int dblock_put_requests(u64 uaddr, const struct dblock_request *req,
 	return 0;
 }
 
+/* @ptr is 0 (the mmapped area) or a queue's buffer area in user memory. */
+static bool dblock_buffer_ok(struct dblock_dev *dev, u64 ptr)
+{
+	/* A pointer a 32-bit kernel would cut short is no user memory. */
+	return !ptr || (ptr == (unsigned long)ptr &&
+			access_ok(u64_to_user_ptr(ptr), dev->buffer_bytes));
+}
+
 static long dblock_chan_serve(struct dblock_dev *dev,
 			      struct dblock_serve __user *uarg)
 {
@@ -457,10 +531,7 @@ static long dblock_chan_serve(struct dblock_dev *dev,
 	    s.request_size < DBLOCK_REQUEST_SIZE_MIN || s.request_size % 8 ||
 	    s.flags & ~DBLOCK_SERVE_NOWAIT || s.__pad2 || s.__reserved)
 		return -EINVAL;
-	/* A pointer a 32-bit kernel would cut short is no user memory. */
-	if (s.buffer_ptr &&
-	    (s.buffer_ptr != (unsigned long)s.buffer_ptr ||
-	     !access_ok(u64_to_user_ptr(s.buffer_ptr), dev->buffer_bytes)))
+	if (!dblock_buffer_ok(dev, s.buffer_ptr))
 		return -EFAULT;
 	s.nr_requests = 0;
 	s.nr_rejected = 0;
@@ -509,6 +580,35 @@ out_unlock:
 	return ret;
 }
 
+/* Answers from any thread, while the queue's own thread may be in SERVE. */
+static long dblock_chan_commit(struct dblock_dev *dev,
+			       struct dblock_commit __user *uarg)
+{
+	struct dblock_area area = {};
+	struct dblock_commit c;
+	struct dblock_queue *dq;
+	int ret;
+
+	if (copy_from_user(&c, uarg, sizeof(c)))
+		return -EFAULT;
+	if (c.queue >= dev->config.nr_queues || !c.nr_completions ||
+	    c.nr_completions > dev->config.queue_depth || c.__pad[0] ||
+	    c.__pad[1] || c.__pad[2] || c.__reserved[0] || c.__reserved[1])
+		return -EINVAL;
+	if (!dblock_buffer_ok(dev, c.buffer_ptr))
+		return -EFAULT;
+	dq = &dev->queues[c.queue];
+	area.user = c.buffer_ptr;
+	if (!area.user)
+		area.kern = dblock_queue_area(dq);
+	c.nr_rejected = 0;
+	ret = dblock_commit(dq, &area, u64_to_user_ptr(c.completions_ptr),
+			    c.nr_completions, &c.nr_rejected);
+	if (put_user(c.nr_rejected, &uarg->nr_rejected))
+		return -EFAULT;
+	return ret;
+}
+
 static long dblock_chan_kick(struct dblock_dev *dev, unsigned long queue)
 {
 	struct dblock_queue *dq;
@@ -545,6 +645,8 @@ static long dblock_chan_ioctl(struct file *file, unsigned int cmd,
 		return dblock_dev_start(dev);
 	case DBLOCK_IOC_KICK:
 		return dblock_chan_kick(dev, arg);
+	case DBLOCK_IOC_COMMIT:
+		return dblock_chan_commit(dev, argp);
 	case DBLOCK_IOC_GET_INFO:
 		dblock_dev_fill_info(dev, &info);
 		return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;

@@ -209,9 +209,7 @@ static void dblock_free_queues(struct dblock_dev *dev)
 	for (i = 0; i < dev->config.nr_queues; i++) {
 		vfree(dev->queues[i].buf);
 		kvfree(dev->queues[i].req_scratch);
-		kvfree(dev->queues[i].cpl_scratch);
 		kvfree(dev->queues[i].inflight);
-		kvfree(dev->queues[i].pins);
 	}
 	kfree(dev->queues);
 }
@@ -237,14 +235,8 @@ static int dblock_alloc_queues(struct dblock_dev *dev)
 		dq->index = i;
 		dq->req_scratch = kvmalloc_array(depth, sizeof(*dq->req_scratch),
 						 GFP_KERNEL | __GFP_ZERO);
-		dq->cpl_scratch = kvmalloc_array(depth, sizeof(*dq->cpl_scratch),
-						 GFP_KERNEL);
 		dq->inflight = kvcalloc(depth, sizeof(*dq->inflight), GFP_KERNEL);
-		/* A slot not aligned to a page spans one page more. */
-		dq->pins = kvmalloc_array(dev->config.max_io_bytes / PAGE_SIZE + 2,
-					  sizeof(*dq->pins), GFP_KERNEL);
-		if (!dq->req_scratch || !dq->cpl_scratch || !dq->inflight ||
-		    !dq->pins)
+		if (!dq->req_scratch || !dq->inflight)
 			return -ENOMEM;
 	}
 	return 0;
@@ -283,6 +275,8 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 	INIT_DELAYED_WORK(&dev->grace_work, dblock_grace_expired);
 	atomic64_set(&dev->timeouts, 0);
 	atomic64_set(&dev->requeued, 0);
+	atomic64_set(&dev->errors, 0);
+	atomic64_set(&dev->rejected, 0);
 
 	/* From here on dblock_dev_release() undoes whatever was set up. */
 	device_initialize(&dev->cdev_dev);
@@ -623,7 +617,7 @@ static void dblock_sum_stats(struct dblock_dev *dev, struct dblock_dev_stats *st
 	for (i = 0; i < dev->config.nr_queues; i++) {
 		struct dblock_queue_stats *qs = &dev->queues[i].stats;
 		unsigned int start;
-		u64 v[7];
+		u64 v[5];
 
 		do {
 			start = u64_stats_fetch_begin(&qs->sync);
@@ -632,19 +626,17 @@ static void dblock_sum_stats(struct dblock_dev *dev, struct dblock_dev_stats *st
 			v[2] = u64_stats_read(&qs->flushes);
 			v[3] = u64_stats_read(&qs->discards);
 			v[4] = u64_stats_read(&qs->write_zeroes);
-			v[5] = u64_stats_read(&qs->errors);
-			v[6] = u64_stats_read(&qs->rejected);
 		} while (u64_stats_fetch_retry(&qs->sync, start));
 		st->reads += v[0];
 		st->writes += v[1];
 		st->flushes += v[2];
 		st->discards += v[3];
 		st->write_zeroes += v[4];
-		st->errors += v[5];
-		st->rejected += v[6];
 	}
+	st->errors = atomic64_read(&dev->errors);
 	st->timeouts = atomic64_read(&dev->timeouts);
 	st->requeued = atomic64_read(&dev->requeued);
+	st->rejected = atomic64_read(&dev->rejected);
 }
 
 void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info)

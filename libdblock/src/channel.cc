@@ -87,6 +87,20 @@ class DblockChannel final : public Channel {
     ::ioctl(fd_.get(), DBLOCK_IOC_KICK, static_cast<unsigned long>(queue));
   }
 
+  bool can_commit() const override { return (info_.features & DBLOCK_FEAT_COMMIT) != 0; }
+
+  std::optional<std::uint32_t> commit(std::uint16_t queue,
+                                      const dblock_completion& c) noexcept override {
+    if (!can_commit() || queue >= buffers_.size()) return std::nullopt;
+    dblock_commit arg{};
+    arg.completions_ptr = reinterpret_cast<std::uintptr_t>(&c);
+    arg.nr_completions = 1;
+    arg.buffer_ptr = buffers_[queue].serve_ptr();
+    arg.queue = queue;
+    if (::ioctl(fd_.get(), DBLOCK_IOC_COMMIT, &arg) != 0) return std::nullopt;
+    return arg.nr_rejected;
+  }
+
   bool start() override {
     if (::ioctl(fd_.get(), DBLOCK_IOC_START) == 0) return true;
     const int err = errno;

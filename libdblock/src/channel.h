@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -26,8 +27,8 @@ class Running {
 // speak in dblock's terms: requests as struct dblock_request, answers as
 // struct dblock_completion, data in one buffer per queue where request
 // `tag` owns the slot at tag x max_io_bytes.
-// Thread-safety: serve() for queue q only from q's thread; kick() from any
-// thread; the rest from one thread at a time.
+// Thread-safety: serve() for queue q only from q's thread; kick() and
+// commit() from any thread; the rest from one thread at a time.
 class Channel {
  public:
   virtual ~Channel() = default;
@@ -52,6 +53,18 @@ class Channel {
   }
   // Ends queue `queue`'s current or next wait in serve().
   virtual void kick(std::uint16_t queue) noexcept = 0;
+  // Whether commit() can hand answers back.
+  virtual bool can_commit() const { return false; }
+  // Hands back one answer of queue `queue` from any thread, while that
+  // queue's thread may wait in serve() (dblock.ko's DBLOCK_IOC_COMMIT).
+  // Returns how many were refused, or nullopt if it handed back nothing
+  // (the channel cannot, or the call failed): then serve() must.
+  virtual std::optional<std::uint32_t> commit(std::uint16_t queue,
+                                              const dblock_completion& c) noexcept {
+    (void)queue;
+    (void)c;
+    return std::nullopt;
+  }
   // Makes the disk live once every queue has called serve() once.  Returns
   // false if it was live already (a takeover).
   virtual bool start() = 0;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -46,10 +47,16 @@ struct AsyncQueue {
   std::span<std::byte> buffer;
   internal::Channel* channel = nullptr;
 
+  // The channel takes answers from any thread (channel->commit()).
+  bool direct_commit = false;
+  // Requests given to the backend and not yet answered (done() not called).
+  std::atomic<std::uint32_t> owed{0};
+
   std::mutex mu;
   std::condition_variable cv;           // the drain when stopping
   std::vector<dblock_completion> done;  // guarded by mu
-  std::atomic<bool> sleeping{false};    // in (or about to enter) SERVE: kick it
+  std::size_t committed = 0;            // handed back by commit(); guarded by mu
+  std::atomic<bool> sleeping{false};    // in (or about to enter) SERVE
   std::atomic<bool> draining{false};    // waits on cv, not in the kernel
 
   AsyncCompletion completion(std::uint16_t tag, std::uint32_t seq) {
@@ -110,13 +117,39 @@ void AsyncCompletion::done(int result) const noexcept {
   c.tag = tag_;
   c.seq = seq_;
   c.result = kernel_result(result);
+  const bool own = detail::own_queue == q;
+  const bool last = q->owed.fetch_sub(1) == 1;
   {
-    std::lock_guard lock(q->mu);
+    std::unique_lock lock(q->mu);
+    // The queue's last request in flight, its thread waiting in SERVE (it
+    // looks at q->done first, under this lock, after saying so): answer the
+    // kernel from here, rather than wake that thread to make one call.
+    // With others still owed, answers wait in q->done and go back together
+    // with the thread's next SERVE: one call for many.  (Committing each
+    // one from here cost the NBD backend 20-35% of its 4k QD32 rate.)
+    if (q->direct_commit && last && !own && q->sleeping.load() && !q->draining.load()) {
+      lock.unlock();
+      const std::optional<std::uint32_t> rejected = q->channel->commit(q->index, c);
+      lock.lock();
+      if (rejected) {
+        q->core->rejected += *rejected;
+        ++q->committed;
+        // Under the lock: once it is released the queue may be gone.
+        if (q->draining.load()) q->cv.notify_one();
+        return;
+      }
+      q->done.push_back(c);
+      q->sleeping.store(false);
+      q->kick();
+      return;
+    }
     q->done.push_back(c);  // capacity reserved for the queue depth: no allocation
+    if (q->draining.load()) {
+      q->cv.notify_one();
+      return;
+    }
   }
-  if (q->draining.load()) {
-    q->cv.notify_one();
-  } else if (detail::own_queue != q && q->sleeping.exchange(false)) {
+  if (!own && q->sleeping.exchange(false)) {
     // (On the queue's own thread, the backend completes it in the channel,
     // lent_ring.h, and the thread looks at q->done before it waits again.)
     // Sticky: a kick that comes before the thread waits ends its next wait.
@@ -143,6 +176,7 @@ ServerCore::ServerCore(std::uint32_t device_id, const ServerOptions& server_opti
     q->buffer = channel->buffer(i);
     q->channel = channel.get();
     q->done.reserve(config.queue_depth);
+    q->direct_commit = channel->can_commit();
     queues.push_back(std::move(q));
   }
 }
@@ -331,9 +365,11 @@ void ServerCore::submit(AsyncQueue& q, const dblock_request& r,
         r.tag, 0, kernel_result(internal::run_request(*inline_backend, req)), r.seq, 0});
     return;
   }
+  ++q.owed;
   try {
     backend->submit(req, q.completion(r.tag, r.seq));
   } catch (...) {
+    --q.owed;
     immediate.push_back(
         dblock_completion{r.tag, 0, internal::errno_of(std::current_exception()), r.seq, 0});
   }
@@ -352,11 +388,13 @@ void ServerCore::serve_queue(AsyncQueue& q) {
   own_queue = &q;
 
   const auto take_done = [&] {
+    std::size_t committed = 0;
     {
       std::lock_guard lock(q.mu);
       incoming.swap(q.done);
+      committed = std::exchange(q.committed, 0);
     }
-    inflight -= std::min(inflight, incoming.size());
+    inflight -= std::min(inflight, incoming.size() + committed);
     completions.insert(completions.end(), incoming.begin(), incoming.end());
     incoming.clear();
     // q.done now holds the swapped-out vector: its capacity stays at depth.
@@ -374,7 +412,7 @@ void ServerCore::serve_queue(AsyncQueue& q) {
       if (channel->reap(q.index)) continue;
       q.draining = true;
       std::unique_lock lock(q.mu);
-      q.cv.wait(lock, [&] { return !q.done.empty(); });
+      q.cv.wait(lock, [&] { return !q.done.empty() || q.committed != 0; });
       continue;
     }
 

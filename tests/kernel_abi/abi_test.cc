@@ -19,6 +19,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <new>
@@ -175,6 +177,7 @@ TEST(Control, VersionAndFeatures) {
     EXPECT_EQ(v.features & DBLOCK_FEAT_FLUSH, DBLOCK_FEAT_FLUSH);
     EXPECT_EQ(v.features & DBLOCK_FEAT_USER_BUFFERS, DBLOCK_FEAT_USER_BUFFERS);
     EXPECT_EQ(v.features & DBLOCK_FEAT_KICK, DBLOCK_FEAT_KICK);
+    EXPECT_EQ(v.features & DBLOCK_FEAT_COMMIT, DBLOCK_FEAT_COMMIT);
     EXPECT_EQ(v.__pad, 0u);
 }
 
@@ -283,6 +286,11 @@ public:
     std::atomic<uint64_t> hold_from{std::numeric_limits<uint64_t>::max()};
     std::atomic<unsigned> swallowed{0};
     std::atomic<int> gone_queues{0};
+    // Answers go to other threads (start_committers()), which hand them
+    // back with DBLOCK_IOC_COMMIT while the queue threads wait in SERVE.
+    std::atomic<bool> commit_elsewhere{false};
+    std::atomic<unsigned> committed{0};       // answers COMMIT took
+    std::atomic<unsigned> commit_errors{0};   // COMMIT calls that failed
 
     // The data outlives a server when another takes over.
     using Data = std::shared_ptr<std::vector<std::byte>>;
@@ -323,6 +331,7 @@ public:
 
     ~RawServer() {
         if (!threads_.empty()) stop();
+        join();  // the committers
     }
 
     int chan() const { return chan_.get(); }
@@ -338,6 +347,17 @@ public:
     void join() {
         for (auto& t : threads_) t.join();
         threads_.clear();
+        {
+            std::lock_guard lock(commit_mu_);
+            committers_stop_ = true;
+        }
+        commit_cv_.notify_all();
+        committers_.clear();  // joins
+    }
+    // `n` threads that hand back the queue threads' answers, a few at a time.
+    void start_committers(unsigned n) {
+        commit_elsewhere = true;
+        for (unsigned i = 0; i < n; i++) committers_.emplace_back([this, i] { commit_loop(i); });
     }
     // Requests kept unanswered and not answered yet.
     size_t held() {
@@ -460,16 +480,62 @@ private:
                     bad.seq = r.seq + 1;
                     cpls.push_back(bad);
                 }
+                served++;
+                if (commit_elsewhere) {
+                    std::lock_guard lock(commit_mu_);
+                    to_commit_.push_back({q, c});
+                    if (double_answer_once.exchange(0)) to_commit_.push_back({q, c});
+                    commit_cv_.notify_one();
+                    continue;
+                }
                 cpls.push_back(c);
                 if (double_answer_once.exchange(0)) cpls.push_back(c);
-                served++;
             }
+        }
+    }
+
+    // Takes up to 1, 2, 3... answers of one queue and commits them together.
+    void commit_loop(unsigned index) {
+        for (;;) {
+            std::vector<dblock_completion> batch;
+            unsigned q = 0;
+            {
+                std::unique_lock lock(commit_mu_);
+                commit_cv_.wait(lock, [&] { return committers_stop_ || !to_commit_.empty(); });
+                if (to_commit_.empty()) return;
+                q = to_commit_.front().first;
+                for (auto it = to_commit_.begin(); it != to_commit_.end() && batch.size() <= index;) {
+                    if (it->first == q) {
+                        batch.push_back(it->second);
+                        it = to_commit_.erase(it);
+                    } else {
+                        ++it;
+                    }
+                }
+            }
+            dblock_commit c{};
+            c.queue = uint16_t(q);
+            c.completions_ptr = reinterpret_cast<uintptr_t>(batch.data());
+            c.nr_completions = uint32_t(batch.size());
+            if (user_buffers_) c.buffer_ptr = reinterpret_cast<uintptr_t>(maps_[q].data());
+            c.nr_rejected = 77;  // the kernel's count replaces it
+            if (Ioctl(chan_.get(), DBLOCK_IOC_COMMIT, &c) != 0) {
+                commit_errors++;
+                continue;
+            }
+            committed += uint32_t(batch.size()) - c.nr_rejected;
+            rejected += c.nr_rejected;
         }
     }
 
     dblock_dev_info info_;
     Data data_;
     bool user_buffers_;
+    std::mutex commit_mu_;
+    std::condition_variable commit_cv_;
+    std::deque<std::pair<unsigned, dblock_completion>> to_commit_;
+    bool committers_stop_ = false;  // guarded by commit_mu_
+    std::vector<std::jthread> committers_;
     std::mutex ignored_mu_;
     std::vector<dblock_completion> ignored_;
     Fd chan_;
@@ -741,6 +807,127 @@ TEST_F(Served, StaleSeqAndDoubleAnswersAreRejectedAndIoSucceeds) {
     ASSERT_EQ(pread(disk.get(), p, 4096, 8192), 4096);
     ASSERT_EQ(pread(disk.get(), p, 4096, 12288), 4096);
     EXPECT_GE(server_->rejected, 1u);
+}
+
+// Answers handed back by other threads (DBLOCK_IOC_COMMIT) while the queue
+// threads wait in SERVE.
+class ServedCommitElsewhere : public Served {
+protected:
+    void StartServer() override {
+        server_ = std::make_unique<RawServer>(info_, nullptr, BufferKind());
+        server_->start_committers(3);
+        server_->start_threads();
+    }
+    // Every answer the queue threads gave went through COMMIT, and none of
+    // those threads was woken for it.
+    void ExpectAllCommitted() {
+        EXPECT_TRUE(Eventually([&] { return server_->committed + server_->rejected >= server_->served; }));
+        EXPECT_EQ(server_->committed, server_->served);
+        EXPECT_EQ(server_->commit_errors, 0u);
+        EXPECT_EQ(server_->empty_returns, 0u) << "a queue thread woke with nothing to fetch";
+    }
+};
+
+class ServedCommitElsewhereUserBuffers : public ServedCommitElsewhere {
+protected:
+    RawServer::Buffers BufferKind() override { return RawServer::Buffers::kUser; }
+};
+
+TEST_F(ServedCommitElsewhere, DataRoundTrips) {
+    RoundTripRandomData();
+    EXPECT_GE(server_->served, 400u);
+    ExpectAllCommitted();
+}
+
+TEST_F(ServedCommitElsewhereUserBuffers, DataRoundTrips) {
+    RoundTripRandomData();
+    EXPECT_GE(server_->served, 400u);
+    ExpectAllCommitted();
+}
+
+// Many requests in flight on every queue, answered by three threads in
+// batches that mix queues' answers and race each queue's SERVE.
+TEST_F(ServedCommitElsewhereUserBuffers, ConcurrentIoKeepsEveryByte) {
+    constexpr int kThreads = 8;
+    const size_t region = info_.config.size_bytes / kThreads;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < kThreads; t++) {
+        threads.emplace_back([&, t] {
+            Fd disk = OpenDisk();
+            std::vector<std::byte> wbuf(256 << 10), rbuf(256 << 10);
+            auto* w = static_cast<unsigned char*>(Aligned(wbuf));
+            auto* r = static_cast<unsigned char*>(Aligned(rbuf));
+            unsigned seed = 777 + t;
+            for (int i = 0; i < 60; i++) {
+                size_t len = 4096 * (1 + rand_r(&seed) % 48);
+                off_t off = off_t(t * region) + off_t(4096) * (rand_r(&seed) % ((region - len) / 4096));
+                for (size_t k = 0; k < len; k++) w[k] = static_cast<unsigned char>(rand_r(&seed));
+                if (pwrite(disk.get(), w, len, off) != ssize_t(len) ||
+                    pread(disk.get(), r, len, off) != ssize_t(len) || std::memcmp(w, r, len) != 0) {
+                    failures++;
+                    return;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures, 0);
+    EXPECT_GE(server_->served, 8u * 120u);
+    EXPECT_EQ(server_->rejected, 0u);
+    ExpectAllCommitted();
+}
+
+TEST_F(ServedCommitElsewhere, ASecondAnswerIsRefusedAndCounted) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    server_->double_answer_once = 1;
+    ASSERT_EQ(pread(disk.get(), Aligned(buf), 4096, 4096), 4096) << strerror(errno);
+    EXPECT_TRUE(Eventually([&] { return server_->rejected >= 1; }));
+    EXPECT_EQ(server_->rejected, 1u);
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_EQ(now.stats.rejected, 1u);
+    EXPECT_EQ(server_->commit_errors, 0u);
+}
+
+TEST_F(Served, CommitRefusesBadArgumentsAndAnswersForNothing) {
+    dblock_completion cpl[2]{};
+    cpl[0].tag = uint16_t(info_.config.queue_depth + 3);  // never a request
+    dblock_commit valid{};
+    valid.completions_ptr = reinterpret_cast<uintptr_t>(cpl);
+    valid.nr_completions = 1;
+    dblock_commit c = valid;
+    c.queue = uint16_t(info_.config.nr_queues);
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EINVAL) << "no such queue";
+    c = valid;
+    c.nr_completions = 0;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EINVAL) << "no answers";
+    c = valid;
+    c.nr_completions = info_.config.queue_depth + 1u;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EINVAL) << "more answers than the depth";
+    c = valid;
+    c.__pad[2] = 1;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EINVAL) << "padding";
+    c = valid;
+    c.__reserved[1] = 1;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EINVAL) << "reserved";
+    c = valid;
+    c.buffer_ptr = uint64_t(1) << 63;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EFAULT) << "a kernel address";
+    c = valid;
+    c.completions_ptr = 8;
+    EXPECT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), EFAULT) << "an unmapped array";
+    dblock_dev_info before{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &before), 0);
+    c = valid;
+    c.nr_completions = 2;  // and tag 0, seq 0: no request is in flight
+    ASSERT_EQ(Ioctl(server_->chan(), DBLOCK_IOC_COMMIT, &c), 0) << strerror(errno);
+    EXPECT_EQ(c.nr_rejected, 2u);
+    dblock_dev_info after{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &after), 0);
+    EXPECT_EQ(after.stats.rejected, before.stats.rejected + 2);
+    EXPECT_EQ(server_->empty_returns, 0u) << "COMMIT woke a queue thread";
 }
 
 TEST_F(Served, ServerErrorsReachTheCaller) {

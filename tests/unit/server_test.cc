@@ -76,6 +76,7 @@ struct FakeKernel {
   bool kicked[kQueues] = {};
   bool resized[kQueues] = {};
   int kicks = 0;
+  int commits = 0;        // DBLOCK_IOC_COMMIT calls (with DBLOCK_FEAT_COMMIT)
   int empty_returns = 0;  // SERVE calls ended by a kick, with nothing fetched
   std::uint64_t last_buffer_ptr[kQueues] = {};
   int policy[kQueues] = {-1, -1};  // the scheduling policy of each queue's thread
@@ -162,6 +163,35 @@ struct FakeKernel {
     return false;
   }
 
+  // Takes answers, as SERVE's first half does; under mu.
+  void take_answers(int q, const dblock_completion* c, std::uint32_t n, std::uint64_t buffer_ptr) {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
+      const auto it = fetched.find({q, int(c[i].tag)});
+      if (user_buffers && it != fetched.end() && it->second.op == DBLOCK_OP_READ && buffer_ptr) {
+        const auto* slot = reinterpret_cast<const std::byte*>(static_cast<std::uintptr_t>(buffer_ptr));
+        std::memcpy(buffer(q, c[i].tag), slot + c[i].tag * kMaxIo, it->second.length);
+      }
+      if (it != fetched.end()) fetched.erase(it);
+    }
+  }
+
+  int commit(const dblock_commit* c) {
+    std::lock_guard lock(mu);
+    if ((info.features & DBLOCK_FEAT_COMMIT) == 0) {
+      errno = ENOTTY;
+      return -1;
+    }
+    if (c->queue >= kQueues || c->nr_completions == 0 || c->nr_completions > kDepth) {
+      errno = EINVAL;
+      return -1;
+    }
+    ++commits;
+    take_answers(c->queue, reinterpret_cast<const dblock_completion*>(c->completions_ptr),
+                 c->nr_completions, c->buffer_ptr);
+    return 0;
+  }
+
   int serve(dblock_serve* s) {
     const int q = s->queue;
     // As dblock.ko: the element size must hold ABI 2's struct.
@@ -175,14 +205,7 @@ struct FakeKernel {
       if (user_buffers) last_buffer_ptr[q] = s->buffer_ptr;
       policy[q] = ::sched_getscheduler(0);
       entered[q] = true;  // as dblock.ko's "ready": any call, waiting or not
-      for (std::uint32_t i = 0; i < s->nr_completions; ++i) {
-        if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
-        const auto it = fetched.find({q, int(c[i].tag)});
-        if (user_buffers && it != fetched.end() && it->second.op == DBLOCK_OP_READ && s->buffer_ptr) {
-          std::memcpy(buffer(q, c[i].tag), user_slot(s, c[i].tag), it->second.length);
-        }
-        if (it != fetched.end()) fetched.erase(it);
-      }
+      take_answers(q, c, s->nr_completions, s->buffer_ptr);
       if (eintr_after_commit > 0 && s->nr_completions > 0) {
         --eintr_after_commit;
         errno = EINTR;
@@ -299,6 +322,7 @@ extern "C" int __wrap_ioctl(int fd, unsigned long request, ...) {
       case DBLOCK_IOC_START: return k->start();
       case DBLOCK_IOC_SERVE: return k->serve(static_cast<dblock_serve*>(arg));
       case DBLOCK_IOC_KICK: return k->ioctl_kick(reinterpret_cast<unsigned long>(arg));
+      case DBLOCK_IOC_COMMIT: return k->commit(static_cast<const dblock_commit*>(arg));
     }
     errno = ENOTTY;
     return -1;
@@ -514,6 +538,39 @@ TEST_F(ServerTest, AsyncAnswersWakeTheQueueThreadWithAKick) {
   serve_async_reads();
   EXPECT_GE(kernel_.kicks, 2);
   EXPECT_GE(kernel_.empty_returns, 2);
+}
+
+// With DBLOCK_IOC_COMMIT the thread that finishes a queue's only request in
+// flight answers the kernel itself: the queue thread sleeping in SERVE is not
+// woken for it.
+TEST_F(ServerTest, AsyncAnswersAreCommittedWhereTheyFinish) {
+  kernel_.info.features |= DBLOCK_FEAT_COMMIT;
+  kernel_.user_buffers = true;  // read data must reach the kernel with the answer
+  kernel_.info.features |= DBLOCK_FEAT_USER_BUFFERS;
+  serve_async_reads();
+  EXPECT_EQ(kernel_.kicks, 0);
+  EXPECT_EQ(kernel_.empty_returns, 0);
+  EXPECT_GE(kernel_.commits, 1);
+}
+
+// Stopping with answers still owed, some handed back by the queue thread,
+// the last possibly committed by the backend's: the server returns once
+// every one is in, each answered once.
+TEST_F(ServerTest, AStopWaitsForAnswersCommittedElsewhere) {
+  kernel_.info.features |= DBLOCK_FEAT_COMMIT;
+  LaterBackend backend;
+  Server server(5, backend);
+  std::thread runner([&] { server.run(); });
+  ASSERT_TRUE(kernel_.wait_started());
+  for (std::uint16_t tag = 0; tag < kDepth; ++tag) {
+    kernel_.submit(0, {tag, DBLOCK_OP_READ, 0, 0, std::uint64_t{tag} * 4096, 4096, 7, 0});
+  }
+  ASSERT_TRUE(kernel_.wait_done(1));
+  server.request_stop();
+  runner.join();
+  std::lock_guard lock(kernel_.mu);
+  EXPECT_EQ(kernel_.done.size(), std::size_t{kDepth});
+  EXPECT_EQ(kernel_.duplicates, 0);
 }
 
 TEST_F(ServerTest, ModuleWithoutKickIsRefused) {

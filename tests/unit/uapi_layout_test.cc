@@ -85,6 +85,14 @@ static_assert(offsetof(dblock_serve, __reserved) == 56);
 // would lay the struct out differently; the checks above pin them.
 static_assert(alignof(dblock_serve) == 8);
 
+static_assert(sizeof(dblock_commit) == 48);
+static_assert(offsetof(dblock_commit, buffer_ptr) == 8);
+static_assert(offsetof(dblock_commit, nr_completions) == 16);
+static_assert(offsetof(dblock_commit, nr_rejected) == 20);
+static_assert(offsetof(dblock_commit, queue) == 24);
+static_assert(offsetof(dblock_commit, __reserved) == 32);
+static_assert(alignof(dblock_commit) == 8);
+
 TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_VERSION), sizeof(dblock_ctl_version));
   EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_CREATE), 408u);
@@ -104,13 +112,17 @@ TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SET_BACKEND), unsigned{_IOC_WRITE});
   EXPECT_EQ(_IOC_NR(DBLOCK_IOC_SET_BACKEND), 0x44u);
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_KICK), unsigned{_IOC_NONE});
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_COMMIT), 48u);
+  EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_COMMIT), unsigned{_IOC_READ | _IOC_WRITE});
+  EXPECT_EQ(_IOC_NR(DBLOCK_IOC_COMMIT), 0x45u);
 }
 
 TEST(UapiLayout, EveryIoctlNumberIsDistinct) {
   const unsigned long numbers[] = {DBLOCK_CTL_GET_VERSION, DBLOCK_CTL_CREATE,   DBLOCK_CTL_DESTROY,
                                    DBLOCK_CTL_LIST,        DBLOCK_CTL_GET_INFO, DBLOCK_CTL_SET_PARAMS,
                                    DBLOCK_IOC_GET_INFO,    DBLOCK_IOC_START,    DBLOCK_IOC_SERVE,
-                                   DBLOCK_IOC_KICK};
+                                   DBLOCK_IOC_KICK,        DBLOCK_CTL_GET_BACKEND,
+                                   DBLOCK_IOC_SET_BACKEND, DBLOCK_IOC_COMMIT};
   for (std::size_t i = 0; i < std::size(numbers); ++i) {
     for (std::size_t j = i + 1; j < std::size(numbers); ++j) EXPECT_NE(numbers[i], numbers[j]);
   }

@@ -67,11 +67,12 @@
 #define DBLOCK_FEAT_KICK		(1ULL << 6)	/* DBLOCK_IOC_KICK */
 /* DBLOCK_IOC_SET_BACKEND, DBLOCK_CTL_GET_BACKEND */
 #define DBLOCK_FEAT_BACKEND_DESC	(1ULL << 7)
+#define DBLOCK_FEAT_COMMIT		(1ULL << 8)	/* DBLOCK_IOC_COMMIT */
 #define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY | \
 					 DBLOCK_FEAT_DISCARD | DBLOCK_FEAT_RECOVERY | \
 					 DBLOCK_FEAT_SET_PARAMS | \
 					 DBLOCK_FEAT_USER_BUFFERS | DBLOCK_FEAT_KICK | \
-					 DBLOCK_FEAT_BACKEND_DESC)
+					 DBLOCK_FEAT_BACKEND_DESC | DBLOCK_FEAT_COMMIT)
 
 #define DBLOCK_NAME_MAX			32	/* including the NUL */
 #define DBLOCK_BACKEND_MAX		128	/* including the NUL */
@@ -457,6 +458,33 @@ struct dblock_serve {
 	__u64	__reserved;
 };
 
+/*
+ * DBLOCK_IOC_COMMIT (DBLOCK_FEAT_COMMIT): hands back answers of one queue
+ * from any thread, without fetching or waiting.  A server whose answers come
+ * from other threads (asynchronous backends, workers) ends each request
+ * where it finishes, rather than passing it to the queue's thread
+ * (DBLOCK_IOC_KICK and its next SERVE): one system call instead of two and a
+ * wakeup.  Any number of threads may commit for a queue while its thread is
+ * in DBLOCK_IOC_SERVE; each answer claims its request, and a second answer
+ * to one request is refused.
+ * In:  @completions_ptr/@nr_completions (1..queue_depth) as in
+ *      DBLOCK_IOC_SERVE; @buffer_ptr, the queue's buffer area as the queue's
+ *      SERVE calls pass it (read data is taken from it), or 0 for the
+ *      mmapped one; @queue; @__pad and @__reserved zero.
+ * Out: @nr_rejected as in DBLOCK_IOC_SERVE.
+ * EINVAL (bad arguments) and EFAULT on @buffer_ptr consume nothing; an
+ * EFAULT on the array consumes the answers read before it.
+ */
+struct dblock_commit {
+	__u64	completions_ptr;
+	__u64	buffer_ptr;
+	__u32	nr_completions;
+	__u32	nr_rejected;
+	__u16	queue;
+	__u16	__pad[3];
+	__u64	__reserved[2];
+};
+
 #define DBLOCK_IOCTL_TYPE	0xDB
 
 /* On /dev/dblockctl */
@@ -492,5 +520,6 @@ struct dblock_serve {
 #define DBLOCK_IOC_KICK		_IO(DBLOCK_IOCTL_TYPE, 0x43)
 /* DBLOCK_IOC_SET_BACKEND: the server sets its device's description. */
 #define DBLOCK_IOC_SET_BACKEND	_IOW(DBLOCK_IOCTL_TYPE, 0x44, struct dblock_backend)
+#define DBLOCK_IOC_COMMIT	_IOWR(DBLOCK_IOCTL_TYPE, 0x45, struct dblock_commit)
 
 #endif /* _UAPI_LINUX_DBLOCK_H */

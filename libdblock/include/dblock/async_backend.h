@@ -31,10 +31,13 @@ struct AsyncRequest {
 
 // The answer channel of one request: call done() exactly once, with 0 or a
 // negative errno, from any thread (e.g. a storage library's callback
-// thread), possibly before submit() returned.  done() never blocks for long:
-// it appends to the queue's completion list and, if the queue thread sleeps
-// in the kernel, wakes it.  Trivially copyable: keep it in the per-request
-// context of the backend.
+// thread), possibly before submit() returned; read data must be in place.
+// done() never blocks for long: it appends the answer to the queue's list
+// for the queue thread's next call into the kernel, waking that thread if it
+// sleeps there; or, for the queue's last request in flight, hands it to
+// dblock.ko itself (DBLOCK_IOC_COMMIT), so the thread is not woken for one
+// answer.  Trivially copyable: keep it in the per-request context of the
+// backend.
 class AsyncCompletion {
  public:
   AsyncCompletion() = default;

@@ -56,7 +56,9 @@ struct ServerOptions {
 // backend that refuses refuses the resize.
 //
 // No signals: threads are woken with DBLOCK_IOC_KICK (and condition
-// variables), so the application keeps every signal for itself.
+// variables), so the application keeps every signal for itself.  The answer
+// to a queue's last request in flight reaches dblock.ko from the thread that
+// gives it (DBLOCK_IOC_COMMIT), so the queue thread is not woken for it.
 //
 // Stopping: run() returns once the device is destroyed (every queue got
 // DBLOCK_SERVE_GONE), or after request_stop() or an error in any thread
