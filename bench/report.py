@@ -234,7 +234,6 @@ def main():
     lat_env = read_kv(os.path.join(RAW, "lat.env"))
     latency = {}
     if any(t in results for t in LAT):
-        dio = lat_env.get("dblock_direct_io")
         latency = dict(env=lat_env, need=LAT_NEED, jobs={})
         for job in LAT_JOBS:
             v = {t: results.get(t, {}).get(job) for t in LAT}
@@ -250,7 +249,7 @@ def main():
                      ceiling_vs_loop=rel("dblock-null-ceil", "loop-dio-lat"))
             latency["jobs"][job] = e
             what = (f"dblock file O_DIRECT {JOB_NAMES[job]} >= {LAT_NEED}x loop direct I/O "
-                    f"({lat_us(lat_env)} us null_blk)" + (" [dblock ran WITHOUT --direct-io]" if dio == "no" else ""))
+                    f"({lat_us(lat_env)} us null_blk)")
             check(what, "dblock-file-dio-lat", job, "loop-dio-lat", LAT_NEED, e["dblock_vs_loop"])
 
     # NBD: dblock's NBD backend vs the kernel's client, same server.
@@ -606,9 +605,6 @@ def write_latency_md(L, d):
              "flight (under TCG a timer completion also costs much CPU: null_blk-lat itself stays far below "
              "depth / latency). Per job: IOPS (4k) or MiB/s (1M), mean latency in us; ratios of IOPS. "
              f"**Target: dblock-file-dio-lat >= {lat['need']}x loop-dio-lat** in each of these jobs.\n")
-    if e.get("dblock_direct_io") == "no":
-        L.append("**dblock-serve had no `--direct-io` in this run: dblock-file-dio-lat went through the "
-                 "page cache; its ratio is not the O_DIRECT comparison.**\n")
     if e.get("dblock_data_check") and e["dblock_data_check"] != "ok":
         L.append(f"**Data check (1 MiB written through dblock, read back from null_blk): "
                  f"{e['dblock_data_check']}.**\n")

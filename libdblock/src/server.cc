@@ -49,7 +49,10 @@ struct AsyncQueue {
 
   // The channel takes answers from any thread (channel->commit()).
   bool direct_commit = false;
-  // Requests given to the backend and not yet answered (done() not called).
+  // Requests given to the backend and not yet answered (done() not called),
+  // for done() to tell the last.  The drain counts with the queue thread's
+  // own tally and `committed` instead: an answer leaves `owed` before its
+  // commit() returns, and the channel must outlive that call.
   std::atomic<std::uint32_t> owed{0};
 
   std::mutex mu;

@@ -134,8 +134,8 @@ struct FakeKernel {
     gone = true;
     for (int q = 0; q < kQueues; ++q) kick(q);
   }
-  static std::byte* user_slot(const dblock_serve* s, int tag) {
-    return reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(s->buffer_ptr)) + tag * kMaxIo;
+  static std::byte* user_slot(std::uint64_t buffer_ptr, int tag) {
+    return reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(buffer_ptr)) + tag * kMaxIo;
   }
   std::byte* buffer(int q, int tag) {
     return static_cast<std::byte*>(mapping) + q * kBufferBytes + tag * kMaxIo;
@@ -169,8 +169,7 @@ struct FakeKernel {
       if (!done.emplace(std::pair{int(c[i].tag), c[i].seq}, c[i]).second) ++duplicates;
       const auto it = fetched.find({q, int(c[i].tag)});
       if (user_buffers && it != fetched.end() && it->second.op == DBLOCK_OP_READ && buffer_ptr) {
-        const auto* slot = reinterpret_cast<const std::byte*>(static_cast<std::uintptr_t>(buffer_ptr));
-        std::memcpy(buffer(q, c[i].tag), slot + c[i].tag * kMaxIo, it->second.length);
+        std::memcpy(buffer(q, c[i].tag), user_slot(buffer_ptr, c[i].tag), it->second.length);
       }
       if (it != fetched.end()) fetched.erase(it);
     }
@@ -240,7 +239,7 @@ struct FakeKernel {
           pending[q].pop_front();
           fetched[{q, int(r.tag)}] = r;
           if (user_buffers && r.op == DBLOCK_OP_WRITE && s->buffer_ptr) {
-            std::memcpy(user_slot(s, r.tag), buffer(q, r.tag), r.length);
+            std::memcpy(user_slot(s->buffer_ptr, r.tag), buffer(q, r.tag), r.length);
           }
         }
         if (s->nr_requests > 0 || s->status != 0 || (s->flags & DBLOCK_SERVE_NOWAIT)) return 0;
