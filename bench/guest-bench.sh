@@ -390,11 +390,11 @@ fi
 # matters run.
 LAT_JOBS=" rr4k_qd32 rw4k_qd32 sr1m_qd8 sw1m_qd8 "
 lat_targets=()
-for t in null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil; do
+for t in null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-uring-lat dblock-file-thr-lat dblock-null-ceil; do
   want "$t" && lat_targets+=("$t")
 done
 if ((${#lat_targets[@]})); then
-  NBCFG=/sys/kernel/config/nullb/nullb_lat lat_mod=0 lat_ok=1 nbdev="" ldev="" lpid="" tpid="" cpid=""
+  NBCFG=/sys/kernel/config/nullb/nullb_lat lat_mod=0 lat_ok=1 nbdev="" ldev="" lpid="" upid="" tpid="" cpid=""
   LATENV=$RAW/lat.env
   if [[ ! -d /sys/module/null_blk ]]; then
     modprobe null_blk nr_devices=0 && lat_mod=1
@@ -452,11 +452,24 @@ if ((${#lat_targets[@]})); then
             note "dblock-file-dio-lat: 1 MiB written through dblock did not read back from $nbdev"
           fi
           rm -f /tmp/lat-check.bin
+          # --aio auto on dblock.ko: the module does the file's reads and writes.
+          if grep -q "reads and writes by dblock.ko" "$RAW/dbfiledio.server.log" 2>/dev/null; then
+            echo "dblock_file_io=kernel" >>"$LATENV"
+          else
+            echo "dblock_file_io=server" >>"$LATENV"
+          fi
         else
           note "dblock-file-dio-lat: server failed to start"
         fi
         SERVE_EXTRA=()
       fi
+    fi
+    # The same file on io_uring in the server (--aio io_uring): what the kernel's I/O gains.
+    if [[ " ${lat_targets[*]} " == *" dblock-file-uring-lat "* ]] && serve_available; then
+      SERVE_EXTRA=(--direct-io --aio io_uring)
+      start_dblock dbfileuring "file:$nbdev" 1 && upid=$DPID
+      SERVE_EXTRA=()
+      [[ -n $upid ]] || note "dblock-file-uring-lat: server failed to start"
     fi
     # The same file backend on worker threads (--aio threads): what io_uring gains.
     if [[ " ${lat_targets[*]} " == *" dblock-file-thr-lat "* ]] && serve_available; then
@@ -471,11 +484,11 @@ if ((${#lat_targets[@]})); then
       start_dblock dbnullceil null 1 && cpid=$DPID
       [[ -n $cpid ]] || note "dblock-null-ceil: server failed to start"
     fi
-    for p in $tpid $cpid; do taskset -a -p -c $SERVER_CPU "$p" >/dev/null; done
+    for p in $upid $tpid $cpid; do taskset -a -p -c $SERVER_CPU "$p" >/dev/null; done
     # The prefill went to null_blk directly: warm loop and dblock up alike
     # (1 s, unmeasured) so that neither pays for its first requests in a measured job.
     [[ -n $lpid ]] && taskset -a -p -c $SERVER_CPU "$lpid" >/dev/null
-    for dev in ${ldev:+"$ldev"} ${lpid:+/dev/dbfiledio} ${tpid:+/dev/dbfilethr} ${cpid:+/dev/dbnullceil}; do
+    for dev in ${ldev:+"$ldev"} ${lpid:+/dev/dbfiledio} ${upid:+/dev/dbfileuring} ${tpid:+/dev/dbfilethr} ${cpid:+/dev/dbnullceil}; do
       taskset -c $FIO_CPU fio --name=warmup --filename="$dev" --ioengine=libaio --direct=1 --time_based \
         --runtime=1 --rw=randread --bs=4k --iodepth=32 --size=${SIZE_MB}M --norandommap --randrepeat=0 \
         --output-format=terse >/dev/null 2>&1 || log "warm-up of $dev failed"
@@ -488,12 +501,14 @@ if ((${#lat_targets[@]})); then
         null_blk-lat) run_fio "$1" "$nbdev" ;;
         loop-dio-lat) [[ -z $ldev ]] || run_fio "$1" "$ldev" ;;
         dblock-file-dio-lat) [[ -z $lpid ]] || run_fio "$1" /dev/dbfiledio "$lpid" ;;
+        dblock-file-uring-lat) [[ -z $upid ]] || run_fio "$1" /dev/dbfileuring "$upid" ;;
         dblock-file-thr-lat) [[ -z $tpid ]] || run_fio "$1" /dev/dbfilethr "$tpid" ;;
         dblock-null-ceil) [[ -z $cpid ]] || run_fio "$1" /dev/dbnullceil "$cpid" ;;
       esac
     }
     take_turns lat_turn "${lat_targets[@]}"
     [[ -n $lpid ]] && stop_dblock dbfiledio "$lpid"
+    [[ -n $upid ]] && stop_dblock dbfileuring "$upid"
     [[ -n $tpid ]] && stop_dblock dbfilethr "$tpid"
     [[ -n $cpid ]] && stop_dblock dbnullceil "$cpid"
     [[ -n $ldev ]] && losetup -d "$ldev"

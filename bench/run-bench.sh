@@ -17,8 +17,8 @@
 #   ublk-{null,ram}-{1q,2q} ublk-file-1q (the same dblock-serve over the kernel's ublk: --transport ublk)
 #   ko-{null,ram}-{1q,2q} (that dblock-serve over dblock.ko, in the same rounds as the ublk rows)
 #   kublk-null-{1q,2q} kublk-loop-1q (the kernel's ublk selftest server, bench/build-kublk.sh; --kernel newest)
-#   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-thr-lat dblock-null-ceil
-#     (100 us latency null_blk device; file on io_uring, on threads; null: the ceiling)
+#   null_blk-lat loop-dio-lat dblock-file-dio-lat dblock-file-uring-lat dblock-file-thr-lat dblock-null-ceil
+#     (100 us latency null_blk device; file I/O by dblock.ko, on io_uring, on threads; null: the ceiling)
 # Output: a full run writes bench/results/latest.{md,json,png} (tracked) and
 # copies the raw files to bench/results/raw-latest/ (git-ignored); a --quick or
 # --only run leaves bench/results/ alone and writes its report next to its raw

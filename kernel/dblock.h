@@ -8,6 +8,7 @@
 #include <linux/blk-mq.h>
 #include <linux/cdev.h>
 #include <linux/device.h>
+#include <linux/fs.h>
 #include <linux/mutex.h>
 #include <linux/pid.h>
 #include <linux/sizes.h>
@@ -56,6 +57,8 @@
  *	back a request it could not answer.
  * dblock_queue.lock: a spinlock, innermost: ->queue_rq and the timeout
  *	handler take it alone, and nothing else is taken while it is held.
+ * dblock_dev.file_lock: a spinlock, taken alone, to change the server's
+ *	file or take a reference on it.
  */
 
 /*
@@ -123,6 +126,13 @@ struct dblock_cmd {
 	struct list_head	node;
 	atomic_t		state;
 	blk_status_t		status;
+	/* A write fetched without its data (DBLOCK_FILE_NO_WRITE_DATA). */
+	bool			no_data;
+	/* I/O on the server's file (DBLOCK_CPL_FILE); see dblock_file.c. */
+	atomic_t		file_ref;
+	long			file_ret;
+	struct bio_vec		*bvec;
+	struct kiocb		iocb;
 };
 
 struct dblock_dev {
@@ -142,6 +152,15 @@ struct dblock_dev {
 	bool			add_failed;
 	wait_queue_head_t	start_wait;
 	atomic_t		nr_ready;
+
+	/*
+	 * The server's file (DBLOCK_IOC_SET_FILE), with its offset and flags:
+	 * a reference is taken under @file_lock for each I/O.
+	 */
+	spinlock_t		file_lock;
+	struct file		*file;
+	u64			file_offset;
+	u32			file_flags;
 
 	struct mutex		server_lock;	/* @server, @holding, @backend */
 	struct pid		*server;
@@ -197,6 +216,12 @@ static inline void dblock_cmd_set_state(struct dblock_cmd *cmd,
 {
 	atomic_set(&cmd->state, (seq << DBLOCK_CMD_STATE_BITS) | state);
 }
+
+/* dblock_file.c: I/O on the server's file, in the kernel */
+int dblock_file_set(struct dblock_dev *dev, const struct dblock_file *f);
+void dblock_file_forget(struct dblock_dev *dev);
+bool dblock_file_no_data(struct dblock_dev *dev);
+blk_status_t dblock_file_rw(struct dblock_dev *dev, struct request *rq);
 
 /* dblock_chan.c: the server's channel */
 extern const struct file_operations dblock_chan_fops;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * dblock: the per-device channel a server opens: mmap of the buffer areas,
- * START, SERVE (commit and fetch), COMMIT from any thread, and the backend's
- * description.
+ * START, SERVE (commit and fetch), COMMIT from any thread, the backend's
+ * description and the file the kernel does I/O on (dblock_file.c).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -238,7 +238,8 @@ static struct request *dblock_claim(struct dblock_queue *dq,
 	struct request *rq;
 
 	if (c->tag >= dq->dev->config.queue_depth || c->seq > DBLOCK_CMD_SEQ_MASK ||
-	    c->__pad || c->__reserved || c->result > 0 || c->result < -MAX_ERRNO)
+	    c->flags & ~DBLOCK_CPL_FILE || c->__reserved || c->result > 0 ||
+	    c->result < -MAX_ERRNO || (c->flags & DBLOCK_CPL_FILE && c->result))
 		return NULL;
 	rq = READ_ONCE(dq->inflight[c->tag]);
 	if (!rq)
@@ -288,13 +289,29 @@ static void dblock_commit_batch(struct dblock_queue *dq,
 
 	for (i = 0; i < nr; i++) {
 		struct request *rq = dblock_claim(dq, &cpl[i]);
+		struct dblock_cmd *cmd;
 		blk_status_t status;
 
 		if (!rq) {
 			(*rejected)++;
 			continue;
 		}
+		if (cpl[i].flags & DBLOCK_CPL_FILE) {
+			/* The file's I/O ends it, unless it cannot start. */
+			status = dblock_file_rw(dq->dev, rq);
+			if (!status)
+				continue;
+			dblock_count_error(dq);
+			blk_mq_end_request(rq, status);
+			continue;
+		}
 		status = errno_to_blk_status(cpl[i].result);
+		cmd = blk_mq_rq_to_pdu(rq);
+		if (!status && cmd->no_data) {
+			pr_warn_ratelimited("%s: queue %u: a write fetched without its data was answered without the file\n",
+					    dq->dev->config.name, dq->index);
+			status = BLK_STS_IOERR;
+		}
 		if (!cpl[i].result && req_op(rq) == REQ_OP_READ &&
 		    dblock_copy_rq(dq, area, rq, false)) {
 			/*
@@ -438,8 +455,10 @@ static unsigned int dblock_fetch(struct dblock_queue *dq,
 				   DBLOCK_CMD_STATE_BITS;
 
 		list_del_init(&cmd->node);
+		cmd->no_data = req_op(rq) == REQ_OP_WRITE &&
+			       dblock_file_no_data(dq->dev);
 		/* Copied while FETCHING: nobody else may complete it yet. */
-		if (req_op(rq) == REQ_OP_WRITE &&
+		if (req_op(rq) == REQ_OP_WRITE && !cmd->no_data &&
 		    dblock_copy_rq(dq, area, rq, true)) {
 			/*
 			 * The server is being killed (pinning its pages fails
@@ -631,6 +650,16 @@ static long dblock_chan_set_backend(struct dblock_dev *dev,
 	return dblock_dev_set_backend(dev, &b);
 }
 
+static long dblock_chan_set_file(struct dblock_dev *dev,
+				 const struct dblock_file __user *uarg)
+{
+	struct dblock_file f;
+
+	if (copy_from_user(&f, uarg, sizeof(f)))
+		return -EFAULT;
+	return dblock_file_set(dev, &f);
+}
+
 static long dblock_chan_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
 {
@@ -652,6 +681,8 @@ static long dblock_chan_ioctl(struct file *file, unsigned int cmd,
 		return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
 	case DBLOCK_IOC_SET_BACKEND:
 		return dblock_chan_set_backend(dev, argp);
+	case DBLOCK_IOC_SET_FILE:
+		return dblock_chan_set_file(dev, argp);
 	default:
 		return -ENOTTY;
 	}

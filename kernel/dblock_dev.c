@@ -270,6 +270,7 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 	dev->state = DBLOCK_STATE_CREATED;
 	mutex_init(&dev->lock);
 	mutex_init(&dev->server_lock);
+	spin_lock_init(&dev->file_lock);
 	init_waitqueue_head(&dev->start_wait);
 	atomic_set(&dev->nr_ready, 0);
 	INIT_DELAYED_WORK(&dev->grace_work, dblock_grace_expired);
@@ -519,6 +520,7 @@ void dblock_dev_server_detach(struct dblock_dev *dev)
 	unsigned int i;
 
 	lockdep_assert_held(&dev->server_lock);
+	dblock_file_forget(dev);
 	if (READ_ONCE(dev->state) == DBLOCK_STATE_LIVE &&
 	    READ_ONCE(dev->config.recovery) == DBLOCK_RECOVERY_WAIT) {
 		WRITE_ONCE(dev->holding, true);

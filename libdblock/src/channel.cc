@@ -101,6 +101,18 @@ class DblockChannel final : public Channel {
     return arg.nr_rejected;
   }
 
+  bool set_file(int fd, std::uint64_t offset) override {
+    if ((info_.features & DBLOCK_FEAT_FILE_IO) == 0) return false;
+    dblock_file arg{};
+    arg.fd = fd;
+    arg.flags = DBLOCK_FILE_NO_WRITE_DATA;
+    arg.offset = offset;
+    if (::ioctl(fd_.get(), DBLOCK_IOC_SET_FILE, &arg) == 0) return true;
+    const int err = errno;
+    throw Error(err, fmt::format("{}: ioctl DBLOCK_IOC_SET_FILE (fd {}, offset {}) on {}",
+                                 context_, fd, offset, path_));
+  }
+
   bool start() override {
     if (::ioctl(fd_.get(), DBLOCK_IOC_START) == 0) return true;
     const int err = errno;

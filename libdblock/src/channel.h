@@ -65,6 +65,15 @@ class Channel {
     (void)c;
     return std::nullopt;
   }
+  // Has the kernel do the reads and writes answered with DBLOCK_CPL_FILE on
+  // `fd` at `offset` + the request's offset (dblock.ko's DBLOCK_IOC_SET_FILE),
+  // writes then fetched without their data.  False if the channel cannot;
+  // throws Error if the kernel refuses the file.
+  virtual bool set_file(int fd, std::uint64_t offset) {
+    (void)fd;
+    (void)offset;
+    return false;
+  }
   // Makes the disk live once every queue has called serve() once.  Returns
   // false if it was live already (a takeover).
   virtual bool start() = 0;

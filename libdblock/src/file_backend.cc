@@ -386,6 +386,12 @@ void FileBackend::resize(std::uint64_t new_size) {
   size_ = new_size;
 }
 
+std::optional<KernelFile> FileBackend::kernel_file() const {
+  // The block layer aligns a request's pages to 512 bytes (dma_alignment).
+  if (!direct_io_ || dio_mem_align_ > 512) return std::nullopt;
+  return KernelFile{fd_.get(), offset_};
+}
+
 void FileBackend::flush() {
   while (::fdatasync(fd_.get()) < 0) {
     if (errno == EINTR) continue;

@@ -482,6 +482,7 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
     server_options.workers = options.workers;
     server_options.backend_description = options.backend_description;
     server_options.transport = transport;
+    server_options.kernel_file_io = options.kernel_file_io;
     server_options.on_warning = [&out](const std::string& message) { out.complain(message); };
     const std::unique_ptr<Server> server = make_server(device.id, server_options);
     std::optional<SignalWatcher> watcher;
@@ -502,6 +503,9 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
       std::string backend = options.backend_description;
       if (!options.backend_details.empty()) {
         backend += (backend.empty() ? "" : ", ") + options.backend_details;
+      }
+      if (server->kernel_file_io()) {
+        backend += (backend.empty() ? "" : "; ") + std::string("reads and writes by dblock.ko");
       }
       const std::string started = fmt::format(
           "{} {} ({}, {}-byte blocks, {} queues x {}{}{}){}", attach ? "took over" : "serving",

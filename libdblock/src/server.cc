@@ -99,6 +99,8 @@ struct ServerCore {
 
   std::atomic<bool> stop{false};
   std::atomic<bool> took_over{false};
+  // Reads and writes are answered "do it on the backend's kernel_file()".
+  std::atomic<bool> file_io{false};
   std::atomic<std::uint64_t> rejected{0};
   std::atomic<std::uint64_t> served{0};
   std::mutex mu;
@@ -222,6 +224,18 @@ void ServerCore::thread_finished(std::exception_ptr e) {
 }
 
 void ServerCore::run(const Server::StartedCallback& on_started) {
+  // Before any request is fetched: from here on writes come without data.
+  if (options.kernel_file_io) {
+    if (const std::optional<KernelFile> file = backend->kernel_file()) {
+      try {
+        file_io = channel->set_file(file->fd, file->offset);
+      } catch (const std::exception& e) {
+        if (options.on_warning) {
+          options.on_warning(fmt::format("{}; the backend does its reads and writes", e.what()));
+        }
+      }
+    }
+  }
   std::vector<std::jthread> threads;
   threads.reserve(queues.size());
   for (auto& q : queues) {
@@ -362,6 +376,11 @@ void ServerCore::submit(AsyncQueue& q, const dblock_request& r,
     return;
   }
   ++served;
+  if (file_io && (r.op == DBLOCK_OP_READ || r.op == DBLOCK_OP_WRITE)) {
+    // The kernel does it on the backend's file, with the request's pages.
+    immediate.push_back(dblock_completion{r.tag, DBLOCK_CPL_FILE, 0, r.seq, 0});
+    return;
+  }
   if (inline_backend != nullptr) {
     // Answered with this batch: no completion crosses the queue's lock.
     immediate.push_back(dblock_completion{
@@ -505,6 +524,7 @@ const DeviceInfo& Server::info() const { return core_->info; }
 void Server::run(const StartedCallback& on_started) { core_->run(on_started); }
 void Server::request_stop() { core_->request_stop(); }
 bool Server::took_over() const { return core_->took_over; }
+bool Server::kernel_file_io() const { return core_->file_io; }
 std::uint64_t Server::requests_served() const { return core_->served; }
 std::uint64_t Server::rejected_completions() const { return core_->rejected; }
 unsigned Server::workers() const { return core_->adapter ? core_->adapter->workers() : 0; }

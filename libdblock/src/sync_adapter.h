@@ -38,6 +38,7 @@ class SyncAdapter final : public AsyncBackend {
   bool supports_discard() const override { return backend_.supports_discard(); }
   bool supports_write_zeroes() const override { return backend_.supports_write_zeroes(); }
   void resize(std::uint64_t new_size) override { backend_.resize(new_size); }
+  std::optional<KernelFile> kernel_file() const override { return backend_.kernel_file(); }
 
   unsigned workers() const { return static_cast<unsigned>(threads_.size()); }
   // The backend when there are no workers: the server runs its requests on

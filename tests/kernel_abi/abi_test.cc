@@ -291,6 +291,13 @@ public:
     std::atomic<bool> commit_elsewhere{false};
     std::atomic<unsigned> committed{0};       // answers COMMIT took
     std::atomic<unsigned> commit_errors{0};   // COMMIT calls that failed
+    // Reads and writes are answered DBLOCK_CPL_FILE: the kernel does them on
+    // the file set with DBLOCK_IOC_SET_FILE, and the slots are not touched.
+    std::atomic<bool> answer_with_file{false};
+    std::atomic<bool> writes_answered_plainly{false};  // ... but writes with a bare 0
+    std::atomic<int> file_with_result_once{0};  // also send DBLOCK_CPL_FILE with an error
+    std::atomic<int> unknown_flag_once{0};      // also send an answer with an unknown flag
+    std::atomic<unsigned> write_data_seen{0};   // write slots not left as fill_slots() left them
 
     // The data outlives a server when another takes over.
     using Data = std::shared_ptr<std::vector<std::byte>>;
@@ -335,6 +342,10 @@ public:
     }
 
     int chan() const { return chan_.get(); }
+    // Fills every slot with `byte`, to see what the kernel writes there.
+    void fill_slots(unsigned char byte) {
+        for (auto& m : maps_) std::memset(m.data(), byte, info_.buffer_bytes);
+    }
     void close_channel() { maps_.clear(); chan_.reset(); }
 
     void start_threads() {
@@ -443,7 +454,13 @@ private:
                 if (r.op < 5) ops[r.op]++;
                 if (r.op == DBLOCK_OP_WRITE_ZEROES && (r.flags & DBLOCK_REQ_NOUNMAP)) nounmap++;
                 const bool has_data = r.op == DBLOCK_OP_READ || r.op == DBLOCK_OP_WRITE;
-                if (r.op == DBLOCK_OP_FLUSH) {
+                uint16_t cpl_flags = 0;
+                if (answer_with_file && has_data) {
+                    if (r.op == DBLOCK_OP_WRITE &&
+                        std::any_of(slot, slot + r.length, [](std::byte b) { return b != std::byte{0x5a}; }))
+                        write_data_seen++;
+                    if (r.op == DBLOCK_OP_READ || !writes_answered_plainly) cpl_flags = DBLOCK_CPL_FILE;
+                } else if (r.op == DBLOCK_OP_FLUSH) {
                     if (r.offset || r.length) ADD_FAILURE() << "flush with a range";
                 } else if (r.offset + r.length > std::min<uint64_t>(size, data_->size()) ||
                            (has_data && r.length > info_.config.max_io_bytes)) {
@@ -464,6 +481,18 @@ private:
                 c.tag = r.tag;
                 c.seq = r.seq;
                 c.result = result;
+                c.flags = cpl_flags;
+                if (file_with_result_once.exchange(0)) {
+                    dblock_completion bad = c;
+                    bad.flags = DBLOCK_CPL_FILE;
+                    bad.result = -EIO;
+                    cpls.push_back(bad);
+                }
+                if (unknown_flag_once.exchange(0)) {
+                    dblock_completion bad = c;
+                    bad.flags = 1U << 1;
+                    cpls.push_back(bad);
+                }
                 if (ignore || (r.op != DBLOCK_OP_FLUSH && r.offset >= hold_from)) {
                     std::lock_guard lock(ignored_mu_);
                     ignored_.push_back(c);
@@ -928,6 +957,153 @@ TEST_F(Served, CommitRefusesBadArgumentsAndAnswersForNothing) {
     ASSERT_EQ(InfoById(ctl_.get(), info_.id, &after), 0);
     EXPECT_EQ(after.stats.rejected, before.stats.rejected + 2);
     EXPECT_EQ(server_->empty_returns, 0u) << "COMMIT woke a queue thread";
+}
+
+int SetFile(int chan, int fd, uint64_t offset, uint32_t flags = DBLOCK_FILE_NO_WRITE_DATA) {
+    dblock_file f{};
+    f.fd = fd;
+    f.offset = offset;
+    f.flags = flags;
+    return Ioctl(chan, DBLOCK_IOC_SET_FILE, &f);
+}
+
+// An unlinked file of `bytes` in /tmp (buffered: the answering call does
+// the kernel's I/O; guest case 28 serves O_DIRECT on brd, asynchronous).
+Fd TempFile(size_t bytes) {
+    char path[] = "/tmp/dblock-abi-XXXXXX";
+    Fd fd(mkstemp(path));
+    EXPECT_GE(fd.get(), 0) << strerror(errno);
+    unlink(path);
+    EXPECT_EQ(ftruncate(fd.get(), off_t(bytes)), 0) << strerror(errno);
+    return fd;
+}
+
+std::vector<unsigned char> Pattern(size_t bytes, unsigned seed) {
+    std::vector<unsigned char> v(bytes);
+    for (auto& b : v) b = static_cast<unsigned char>(rand_r(&seed));
+    return v;
+}
+
+TEST_F(Served, TheKernelReadsAndWritesTheServersFile) {
+    ASSERT_TRUE(info_.features & DBLOCK_FEAT_FILE_IO);
+    constexpr uint64_t kBase = 3 * 4096;  // the file's byte where the device begins
+    const uint64_t size = info_.config.size_bytes;
+    // The file ends 64 KiB before the device does: reads there get zeroes.
+    Fd file = TempFile(kBase + size - (64 << 10));
+    const auto head = Pattern(256 << 10, 1);
+    const auto tail = Pattern(64 << 10, 2);
+    ASSERT_EQ(pwrite(file.get(), head.data(), head.size(), kBase + (1 << 20)), ssize_t(head.size()));
+    ASSERT_EQ(pwrite(file.get(), tail.data(), tail.size(), kBase + size - (128 << 10)), ssize_t(tail.size()));
+    ASSERT_EQ(SetFile(server_->chan(), file.get(), kBase), 0) << strerror(errno);
+    server_->fill_slots(0x5a);
+    server_->answer_with_file = true;
+
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf((512 << 10) + 4096);
+    auto* p = static_cast<unsigned char*>(Aligned(buf));
+    ASSERT_EQ(pread(disk.get(), p, head.size(), 1 << 20), ssize_t(head.size())) << strerror(errno);
+    EXPECT_EQ(std::memcmp(p, head.data(), head.size()), 0) << "the device's reads are the file's";
+    // Across the file's end: its last 64 KiB, then zeroes.
+    std::memset(p, 0xee, 128 << 10);
+    ASSERT_EQ(pread(disk.get(), p, 128 << 10, off_t(size - (128 << 10))), 128 << 10) << strerror(errno);
+    EXPECT_EQ(std::memcmp(p, tail.data(), tail.size()), 0);
+    EXPECT_TRUE(std::all_of(p + (64 << 10), p + (128 << 10), [](unsigned char c) { return c == 0; }))
+        << "a read past the file's end is not zero-filled";
+    // A write of 192 KiB (two requests at max_io 128 KiB) lands at base + offset.
+    const auto data = Pattern(192 << 10, 3);
+    std::memcpy(p, data.data(), data.size());
+    ASSERT_EQ(pwrite(disk.get(), p, data.size(), 4 << 20), ssize_t(data.size())) << strerror(errno);
+    std::vector<unsigned char> back(data.size());
+    ASSERT_EQ(pread(file.get(), back.data(), back.size(), kBase + (4 << 20)), ssize_t(back.size()));
+    EXPECT_EQ(back, data) << "the write is not in the file at base + offset";
+    RoundTripRandomData();
+    // The kernel keeps its own reference: the server may close its descriptor.
+    file.reset();
+    std::memcpy(p, head.data(), 64 << 10);
+    ASSERT_EQ(pwrite(disk.get(), p, 64 << 10, 8 << 20), 64 << 10) << strerror(errno);
+    std::memset(p, 0, 64 << 10);
+    ASSERT_EQ(pread(disk.get(), p, 64 << 10, 8 << 20), 64 << 10) << strerror(errno);
+    EXPECT_EQ(std::memcmp(p, head.data(), 64 << 10), 0);
+
+    EXPECT_GE(server_->ops[DBLOCK_OP_WRITE], 200u);
+    EXPECT_EQ(server_->write_data_seen, 0u) << "DBLOCK_FILE_NO_WRITE_DATA: writes' data reached the slots";
+    dblock_dev_info now{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
+    EXPECT_EQ(now.stats.errors, 0u);
+    EXPECT_EQ(now.stats.rejected, 0u);
+}
+
+TEST_F(Served, SetFileRefusesWhatItCannotUse) {
+    const int chan = server_->chan();
+    Fd file = TempFile(1 << 20);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", file.get());
+    Fd read_only(::open(path, O_RDONLY | O_CLOEXEC));
+    Fd append(::open(path, O_RDWR | O_APPEND | O_CLOEXEC));
+    Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    Fd own(::open(("/dev/" + name_).c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(read_only.get() >= 0 && append.get() >= 0 && null.get() >= 0 && own.get() >= 0);
+    EXPECT_EQ(SetFile(chan, 100000, 0), EBADF) << "not open";
+    EXPECT_EQ(SetFile(chan, -2, 0), EBADF) << "negative";
+    EXPECT_EQ(SetFile(chan, read_only.get(), 0), EBADF) << "read-only, for a writable device";
+    EXPECT_EQ(SetFile(chan, append.get(), 0), EINVAL) << "O_APPEND";
+    EXPECT_EQ(SetFile(chan, null.get(), 0), EINVAL) << "a character device";
+    EXPECT_EQ(SetFile(chan, own.get(), 0), EINVAL) << "the device itself";
+    EXPECT_EQ(SetFile(chan, file.get(), 512), EINVAL) << "offset not a multiple of the block size";
+    EXPECT_EQ(SetFile(chan, file.get(), 0, 1U << 1), EINVAL) << "unknown flag";
+    EXPECT_EQ(SetFile(chan, -1, 4096, 0), EINVAL) << "forgetting with an offset";
+    dblock_file f{};
+    f.fd = file.get();
+    f.__reserved[1] = 1;
+    EXPECT_EQ(Ioctl(chan, DBLOCK_IOC_SET_FILE, &f), EINVAL) << "reserved";
+    EXPECT_EQ(SetFile(chan, file.get(), 4096), 0) << strerror(errno);
+    EXPECT_EQ(SetFile(chan, file.get(), 0, 0), 0) << "replaced";
+    EXPECT_EQ(SetFile(chan, -1, 0, 0), 0) << "forgotten";
+}
+
+TEST_F(Served, FileAnswersThatCannotBeUsedFailOrAreRefused) {
+    Fd disk = OpenDisk();
+    std::vector<std::byte> buf(8192);
+    void* p = Aligned(buf);
+    dblock_dev_info before{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &before), 0);
+    server_->answer_with_file = true;
+    EXPECT_EQ(pread(disk.get(), p, 4096, 0), -1) << "answered with the file, but none is set";
+    EXPECT_EQ(errno, EIO);
+    Fd file = TempFile(info_.config.size_bytes);
+    ASSERT_EQ(SetFile(server_->chan(), file.get(), 0), 0) << strerror(errno);
+    server_->writes_answered_plainly = true;
+    EXPECT_EQ(pwrite(disk.get(), p, 4096, 0), -1) << "a write without its data answered without the file";
+    EXPECT_EQ(errno, EIO);
+    server_->writes_answered_plainly = false;
+    dblock_dev_info mid{};
+    ASSERT_EQ(InfoById(ctl_.get(), info_.id, &mid), 0);
+    EXPECT_EQ(mid.stats.errors, before.stats.errors + 2);
+    // Malformed answers are refused; the good one after each ends the request.
+    server_->file_with_result_once = 1;
+    EXPECT_EQ(pread(disk.get(), p, 4096, 4096), 4096) << strerror(errno);
+    server_->unknown_flag_once = 1;
+    EXPECT_EQ(pwrite(disk.get(), p, 4096, 4096), 4096) << strerror(errno);
+    // Counted once the batch that carried them is done, after the requests
+    // it answered ended (the server hears of them when its queue's SERVE
+    // returns, with that queue's next request).
+    dblock_dev_info after{};
+    EXPECT_TRUE(Eventually([&] {
+        return InfoById(ctl_.get(), info_.id, &after) == 0 &&
+               after.stats.rejected == before.stats.rejected + 2;
+    })) << after.stats.rejected;
+    EXPECT_EQ(after.stats.errors, mid.stats.errors);
+}
+
+TEST_F(ServedCommitElsewhere, FileAnswersFromOtherThreads) {
+    Fd file = TempFile(info_.config.size_bytes);
+    ASSERT_EQ(SetFile(server_->chan(), file.get(), 0), 0) << strerror(errno);
+    server_->fill_slots(0x5a);
+    server_->answer_with_file = true;
+    RoundTripRandomData();
+    EXPECT_GE(server_->served, 400u);
+    ExpectAllCommitted();
+    EXPECT_EQ(server_->write_data_seen, 0u);
 }
 
 TEST_F(Served, ServerErrorsReachTheCaller) {

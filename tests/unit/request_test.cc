@@ -76,7 +76,7 @@ TEST_F(RequestTest, ReadFillsTheTagsSlot) {
   EXPECT_EQ(c.tag, 2);
   EXPECT_EQ(c.seq, 1002u);
   EXPECT_EQ(c.result, 0);
-  EXPECT_EQ(c.__pad, 0);
+  EXPECT_EQ(c.flags, 0);
   EXPECT_EQ(c.__reserved, 0u);
   EXPECT_EQ(slot(2)[4095], std::byte{0x42});
   EXPECT_EQ(slot(2)[4096], std::byte{0});  // nothing past the length

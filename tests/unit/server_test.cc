@@ -81,6 +81,11 @@ struct FakeKernel {
   std::uint64_t last_buffer_ptr[kQueues] = {};
   int policy[kQueues] = {-1, -1};  // the scheduling policy of each queue's thread
   std::map<std::pair<int, int>, dblock_request> fetched;  // by (queue, tag)
+  // DBLOCK_IOC_SET_FILE (with DBLOCK_FEAT_FILE_IO): what the server set, or
+  // the errno to refuse it with.
+  dblock_file file{-1, 0, 0, {}};
+  int set_file_calls = 0;
+  int refuse_file = 0;
 
   FakeKernel() {
     DeviceConfig c;
@@ -188,6 +193,21 @@ struct FakeKernel {
     ++commits;
     take_answers(c->queue, reinterpret_cast<const dblock_completion*>(c->completions_ptr),
                  c->nr_completions, c->buffer_ptr);
+    return 0;
+  }
+
+  int set_file(const dblock_file* f) {
+    std::lock_guard lock(mu);
+    if ((info.features & DBLOCK_FEAT_FILE_IO) == 0) {
+      errno = ENOTTY;
+      return -1;
+    }
+    ++set_file_calls;
+    if (refuse_file != 0) {
+      errno = refuse_file;
+      return -1;
+    }
+    file = *f;
     return 0;
   }
 
@@ -322,6 +342,7 @@ extern "C" int __wrap_ioctl(int fd, unsigned long request, ...) {
       case DBLOCK_IOC_SERVE: return k->serve(static_cast<dblock_serve*>(arg));
       case DBLOCK_IOC_KICK: return k->ioctl_kick(reinterpret_cast<unsigned long>(arg));
       case DBLOCK_IOC_COMMIT: return k->commit(static_cast<const dblock_commit*>(arg));
+      case DBLOCK_IOC_SET_FILE: return k->set_file(static_cast<const dblock_file*>(arg));
     }
     errno = ENOTTY;
     return -1;
@@ -769,6 +790,86 @@ TEST_F(ServerTest, MissingChannelNamesIt) {
 // A file on io_uring: data both ways, FUA and flush reach fdatasync, a
 // discard runs through the FileBackend, and a read past the end of the
 // file (it shrank) reads zeros.
+// A backend whose reads and writes are a file's (Backend::kernel_file()),
+// counting the calls that still reach it.
+class KernelFileBackend final : public Backend {
+ public:
+  explicit KernelFileBackend(int fd) : fd_(fd) {}
+  std::uint64_t size() const override { return 1 << 20; }
+  void read(std::uint64_t, std::span<std::byte>) override { ++reads; }
+  void write(std::uint64_t, std::span<const std::byte>, bool) override { ++writes; }
+  void flush() override { ++flushes; }
+  bool supports_flush() const override { return true; }
+  bool may_block() const override { return false; }
+  std::optional<KernelFile> kernel_file() const override { return KernelFile{fd_, 8192}; }
+  std::atomic<int> reads{0}, writes{0}, flushes{0};
+
+ private:
+  int fd_;
+};
+
+// Serves a read, a write and a flush; true if it all ended.
+bool serve_read_write_flush(FakeKernel& kernel, Server& server) {
+  std::thread runner([&] { server.run(); });
+  kernel.submit(0, {0, DBLOCK_OP_READ, 0, 0, 4096, 4096, 1, 0});
+  kernel.submit(1, {1, DBLOCK_OP_WRITE, 0, DBLOCK_REQ_FUA, 8192, 8192, 2, 0});
+  kernel.submit(0, {2, DBLOCK_OP_FLUSH, 0, 0, 0, 0, 3, 0});
+  const bool ok = kernel.wait_done(3);
+  kernel.destroy();
+  runner.join();
+  return ok;
+}
+
+TEST_F(ServerTest, TheModuleReadsAndWritesTheBackendsFile) {
+  kernel_.info.features |= DBLOCK_FEAT_FILE_IO;
+  KernelFileBackend backend(42);
+  Server server(5, backend);
+  ASSERT_TRUE(serve_read_write_flush(kernel_, server));
+  EXPECT_TRUE(server.kernel_file_io());
+  EXPECT_EQ(kernel_.file.fd, 42);
+  EXPECT_EQ(kernel_.file.offset, 8192u);
+  EXPECT_EQ(kernel_.file.flags, DBLOCK_FILE_NO_WRITE_DATA);
+  // Reads and writes are answered "on the file"; the flush is the backend's.
+  EXPECT_EQ(kernel_.done.at({0, 1}).flags, DBLOCK_CPL_FILE);
+  EXPECT_EQ(kernel_.done.at({0, 1}).result, 0);
+  EXPECT_EQ(kernel_.done.at({1, 2}).flags, DBLOCK_CPL_FILE);
+  EXPECT_EQ(kernel_.done.at({2, 3}).flags, 0);
+  EXPECT_EQ(kernel_.done.at({2, 3}).result, 0);
+  EXPECT_EQ(backend.reads + backend.writes, 0);
+  EXPECT_EQ(backend.flushes, 1);
+  EXPECT_EQ(server.requests_served(), 3u);
+}
+
+TEST_F(ServerTest, TheBackendDoesItsFileIoWhenAskedOrWhenTheModuleCannot) {
+  for (const int how : {0, 1, 2}) {  // asked; a module without it; the module refuses
+    SCOPED_TRACE(how);
+    kernel_.revive();
+    kernel_.info.features = DBLOCK_FEAT_KICK | (how == 1 ? 0 : DBLOCK_FEAT_FILE_IO);
+    kernel_.refuse_file = how == 2 ? EBADF : 0;
+    kernel_.set_file_calls = 0;
+    KernelFileBackend backend(42);
+    ServerOptions options;
+    options.kernel_file_io = how != 0;
+    std::vector<std::string> warnings;
+    options.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+    Server server(5, backend, options);
+    ASSERT_TRUE(serve_read_write_flush(kernel_, server));
+    EXPECT_FALSE(server.kernel_file_io());
+    EXPECT_EQ(kernel_.set_file_calls, how == 2 ? 1 : 0);
+    EXPECT_EQ(kernel_.done.at({0, 1}).flags, 0);
+    EXPECT_EQ(kernel_.done.at({1, 2}).flags, 0);
+    EXPECT_EQ(backend.reads, 1);
+    EXPECT_EQ(backend.writes, 1);
+    ASSERT_EQ(warnings.size(), how == 2 ? 1u : 0u);
+    if (how == 2) {
+      EXPECT_NE(warnings[0].find("DBLOCK_IOC_SET_FILE (fd 42, offset 8192)"), std::string::npos)
+          << warnings[0];
+      EXPECT_NE(warnings[0].find("the backend does its reads and writes"), std::string::npos)
+          << warnings[0];
+    }
+  }
+}
+
 TEST_F(ServerTest, AFileOnIoUring) {
   if (!UringFileBackend::available()) GTEST_SKIP() << "libdblock built without liburing";
   char path[] = "/tmp/dblock-uring-XXXXXX";

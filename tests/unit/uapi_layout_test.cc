@@ -92,6 +92,12 @@ static_assert(offsetof(dblock_commit, nr_rejected) == 20);
 static_assert(offsetof(dblock_commit, queue) == 24);
 static_assert(offsetof(dblock_commit, __reserved) == 32);
 static_assert(alignof(dblock_commit) == 8);
+static_assert(offsetof(dblock_completion, flags) == 2);
+static_assert(sizeof(dblock_file) == 32);
+static_assert(offsetof(dblock_file, flags) == 4);
+static_assert(offsetof(dblock_file, offset) == 8);
+static_assert(offsetof(dblock_file, __reserved) == 16);
+static_assert(alignof(dblock_file) == 8);
 
 TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_SIZE(DBLOCK_CTL_GET_VERSION), sizeof(dblock_ctl_version));
@@ -115,6 +121,9 @@ TEST(UapiLayout, IoctlNumbersEncodeTheStructSizes) {
   EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_COMMIT), 48u);
   EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_COMMIT), unsigned{_IOC_READ | _IOC_WRITE});
   EXPECT_EQ(_IOC_NR(DBLOCK_IOC_COMMIT), 0x45u);
+  EXPECT_EQ(_IOC_SIZE(DBLOCK_IOC_SET_FILE), 32u);
+  EXPECT_EQ(_IOC_DIR(DBLOCK_IOC_SET_FILE), unsigned{_IOC_WRITE});
+  EXPECT_EQ(_IOC_NR(DBLOCK_IOC_SET_FILE), 0x46u);
 }
 
 TEST(UapiLayout, EveryIoctlNumberIsDistinct) {
@@ -122,7 +131,8 @@ TEST(UapiLayout, EveryIoctlNumberIsDistinct) {
                                    DBLOCK_CTL_LIST,        DBLOCK_CTL_GET_INFO, DBLOCK_CTL_SET_PARAMS,
                                    DBLOCK_IOC_GET_INFO,    DBLOCK_IOC_START,    DBLOCK_IOC_SERVE,
                                    DBLOCK_IOC_KICK,        DBLOCK_CTL_GET_BACKEND,
-                                   DBLOCK_IOC_SET_BACKEND, DBLOCK_IOC_COMMIT};
+                                   DBLOCK_IOC_SET_BACKEND, DBLOCK_IOC_COMMIT,
+                                   DBLOCK_IOC_SET_FILE};
   for (std::size_t i = 0; i < std::size(numbers); ++i) {
     for (std::size_t j = i + 1; j < std::size(numbers); ++j) EXPECT_NE(numbers[i], numbers[j]);
   }

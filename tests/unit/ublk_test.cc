@@ -148,7 +148,10 @@ TEST(UblkServe, AttachToNoUblkDeviceIsRefusedInOneLine) {
 // process: the server's answer (done, or refused with its reason and errno)
 // reaches the asker, and an asker finds out when nobody or the wrong
 // process answers.  (The kernel's part, UPDATE_SIZE, runs in 66-ublk.sh.)
-constexpr std::uint32_t kUnusedId = 4'000'000'001U;  // above any real ublk id
+// Above any real ublk id, and one per test process: ctest -j runs tests
+// side by side, and a service's socket is named after the id.
+const std::uint32_t kUnusedId =
+    4'000'000'000U + static_cast<std::uint32_t>(::getpid() % 100'000) * 4U;
 
 int ask_errno(std::uint32_t id, int pid, std::uint64_t size, std::string* message = nullptr) {
   try {
@@ -177,7 +180,8 @@ TEST(UblkResize, ARefusalReachesTheAskerWithItsErrno) {
   });
   std::string message;
   EXPECT_EQ(ask_errno(kUnusedId, ::getpid(), 1 << 30, &message), ENOSPC);
-  EXPECT_THAT(message, HasSubstr("resize ublk device 4000000001: grow /srv/img to 1 GiB: "));
+  EXPECT_THAT(message, HasSubstr("resize ublk device " + std::to_string(kUnusedId) +
+                                 ": grow /srv/img to 1 GiB: "));
   EXPECT_THAT(message, HasSubstr("(beyond its size limit)"));
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }

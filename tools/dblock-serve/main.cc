@@ -90,8 +90,9 @@ int main(int argc, char** argv) {
               "least the alignment O_DIRECT needs there)");
   text_option("--aio", "aio",
               "file: how its requests run: io_uring, threads (see --workers) or auto (the "
-              "default: io_uring for --direct-io or a block device where io_uring is allowed, "
-              "else threads)");
+              "default: with --direct-io on dblock.ko, reads and writes by the module on the "
+              "requests' pages, like loop; else io_uring for --direct-io or a block device "
+              "where io_uring is allowed, else threads)");
   text_option("--offset", "offset", "file: serve it from this byte on (binary units)");
   text_option("--size-limit", "size_limit",
               "file: serve at most this many bytes of it, from --offset (binary units)");
@@ -172,6 +173,8 @@ int main(int argc, char** argv) {
   options.transport = plan.transport;
   options.lock_memory = plan.lock_memory;
   options.workers = plan.workers;
+  // --aio io_uring or threads: the server does the file's I/O as asked.
+  options.kernel_file_io = plan.aio == serve_tool::Aio::kAuto;
   options.backend_description = backend.description;
   options.backend_details = backend.details;
   if (!backend.note.empty()) complain(backend.note);

@@ -68,11 +68,14 @@
 /* DBLOCK_IOC_SET_BACKEND, DBLOCK_CTL_GET_BACKEND */
 #define DBLOCK_FEAT_BACKEND_DESC	(1ULL << 7)
 #define DBLOCK_FEAT_COMMIT		(1ULL << 8)	/* DBLOCK_IOC_COMMIT */
+/* DBLOCK_IOC_SET_FILE, DBLOCK_CPL_FILE */
+#define DBLOCK_FEAT_FILE_IO		(1ULL << 9)
 #define DBLOCK_FEAT_SUPPORTED		(DBLOCK_FEAT_FLUSH | DBLOCK_FEAT_READ_ONLY | \
 					 DBLOCK_FEAT_DISCARD | DBLOCK_FEAT_RECOVERY | \
 					 DBLOCK_FEAT_SET_PARAMS | \
 					 DBLOCK_FEAT_USER_BUFFERS | DBLOCK_FEAT_KICK | \
-					 DBLOCK_FEAT_BACKEND_DESC | DBLOCK_FEAT_COMMIT)
+					 DBLOCK_FEAT_BACKEND_DESC | DBLOCK_FEAT_COMMIT | \
+					 DBLOCK_FEAT_FILE_IO)
 
 #define DBLOCK_NAME_MAX			32	/* including the NUL */
 #define DBLOCK_BACKEND_MAX		128	/* including the NUL */
@@ -384,17 +387,31 @@ struct dblock_request {
 /* Elements of the request array are at least this large (ABI 2's struct). */
 #define DBLOCK_REQUEST_SIZE_MIN	32
 
+/* dblock_completion.flags */
+/*
+ * With DBLOCK_FEAT_FILE_IO: the answer to a read or a write is "do it on the
+ * file set with DBLOCK_IOC_SET_FILE": the kernel reads or writes the
+ * request's own pages at dblock_file.offset + the request's offset, and the
+ * request ends when that I/O does, with its result.  @result must be 0.
+ * A read the file ends short of is filled with zeroes; a FUA write is
+ * written with O_DSYNC semantics.  Any other request answered so, or one
+ * answered so while no file is set, fails with an I/O error.
+ */
+#define DBLOCK_CPL_FILE		(1U << 0)
+
 /*
  * The server's answer to one request, read by the kernel from the array of
  * DBLOCK_IOC_SERVE.
  * @tag, @seq: those of the request answered.
+ * @flags: DBLOCK_CPL_*; 0 before DBLOCK_FEAT_FILE_IO, where this was
+ *	padding.
  * @result: 0 or a negative errno (-EIO, -ENOSPC, ...), which the request's
  *	submitter sees.
- * @__pad, @__reserved: zero, or the completion is refused.
+ * @__reserved: zero, or the completion is refused (so are unknown flags).
  */
 struct dblock_completion {
 	__u16	tag;
-	__u16	__pad;
+	__u16	flags;
 	__s32	result;
 	__u32	seq;
 	__u32	__reserved;
@@ -485,6 +502,46 @@ struct dblock_commit {
 	__u64	__reserved[2];
 };
 
+/* dblock_file.flags */
+/*
+ * Write requests are fetched without their data: the buffer's slot is not
+ * written, and the server must answer each write with DBLOCK_CPL_FILE or an
+ * error (a success without it fails the write, with an I/O error).  Saves
+ * a copy of every byte written, for servers that send every write to the
+ * file.
+ */
+#define DBLOCK_FILE_NO_WRITE_DATA	(1U << 0)
+
+/*
+ * DBLOCK_IOC_SET_FILE (DBLOCK_FEAT_FILE_IO), set by the server: the file on
+ * which the kernel does the reads and writes the server answers with
+ * DBLOCK_CPL_FILE, as a loop device does (the request's pages go to the
+ * file: no copy through the server's buffer).  The server decides per
+ * request; discards, write zeroes and flushes stay its own (a flush is the
+ * server's fsync of the same file, which covers the writes done here).
+ * @fd: a descriptor of the server's, opened for reading, and for writing
+ *	unless the device is read-only; a regular file or a block device
+ *	(not this device's), not O_APPEND.  With O_DIRECT the I/O is
+ *	asynchronous and the answering call returns at once; without it, the
+ *	call that hands back the answer does the I/O.  The kernel keeps its
+ *	own reference: the server may close @fd.  -1 forgets the file (then
+ *	@flags and @offset are 0).
+ * @flags: DBLOCK_FILE_*.
+ * @offset: the file's byte where the device begins, a multiple of the
+ *	logical block size.
+ * @__reserved: zero.
+ * EBADF for a descriptor that is not open or not open as needed, EINVAL for
+ * a file of another kind or bad fields.  A server that opens the channel
+ * starts with no file; the file is forgotten when it closes the channel.
+ * I/O begun on a file goes on after it is replaced or forgotten.
+ */
+struct dblock_file {
+	__s32	fd;
+	__u32	flags;
+	__u64	offset;
+	__u64	__reserved[2];
+};
+
 #define DBLOCK_IOCTL_TYPE	0xDB
 
 /* On /dev/dblockctl */
@@ -521,5 +578,6 @@ struct dblock_commit {
 /* DBLOCK_IOC_SET_BACKEND: the server sets its device's description. */
 #define DBLOCK_IOC_SET_BACKEND	_IOW(DBLOCK_IOCTL_TYPE, 0x44, struct dblock_backend)
 #define DBLOCK_IOC_COMMIT	_IOWR(DBLOCK_IOCTL_TYPE, 0x45, struct dblock_commit)
+#define DBLOCK_IOC_SET_FILE	_IOW(DBLOCK_IOCTL_TYPE, 0x46, struct dblock_file)
 
 #endif /* _UAPI_LINUX_DBLOCK_H */

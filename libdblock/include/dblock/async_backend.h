@@ -6,7 +6,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+
+#include "dblock/backend.h"
 
 namespace dblock {
 
@@ -89,6 +92,8 @@ class AsyncBackend {
   // The default refuses to grow past size() (ENOSPC) and accepts a shrink;
   // a refused grow leaves the device served at its old size.
   virtual void resize(std::uint64_t new_size);
+  // As Backend::kernel_file(): then submit() sees no reads or writes.
+  virtual std::optional<KernelFile> kernel_file() const { return std::nullopt; }
 };
 
 }  // namespace dblock

@@ -4,9 +4,21 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace dblock {
+
+// A file whose positional reads and writes are all a backend does for a
+// device's reads and writes (Backend::kernel_file()).
+struct KernelFile {
+  // Open for reading, and for writing unless the device is read-only;
+  // O_DIRECT, so that the kernel's I/O on it is asynchronous.  Owned by the
+  // backend, open as long as it is.
+  int fd = -1;
+  // The file's byte where the device begins.
+  std::uint64_t offset = 0;
+};
 
 // Where a served device's data lives.  Offsets and lengths come from
 // validated requests: within size(), multiples of the block size.
@@ -49,6 +61,16 @@ class Backend {
   // is being grown, and an exception refuses the grow).  The default refuses
   // to grow past size() and accepts a shrink.
   virtual void resize(std::uint64_t new_size);
+
+  // Where every read and write is positional I/O on one file at
+  // KernelFile::offset + the request's offset, and nothing else: that file.
+  // A server on dblock.ko (DBLOCK_FEAT_FILE_IO) then has the kernel do them
+  // on the requests' own pages, as a loop device does (no copy through the
+  // server, and no system call of its own), and read() and write() are not
+  // called; flush(), discard() and write_zeroes() still are.  Turned off
+  // with ServerOptions::kernel_file_io.  nullopt (the default): every
+  // request comes here.
+  virtual std::optional<KernelFile> kernel_file() const { return std::nullopt; }
 };
 
 }  // namespace dblock

@@ -80,6 +80,12 @@ class FileBackend final : public Backend {
   bool read_only() const { return read_only_; }
   bool direct_io() const { return direct_io_; }
   bool may_block() const override { return direct_io_ || is_block_device_; }
+  // With direct_io, the open file at offset(), for the kernel to do the
+  // reads and writes itself; its buffers come from the block layer, aligned
+  // to 512 bytes, so a file system that needs more gets none.  Without
+  // direct_io, none: buffered I/O in the kernel would block the queue
+  // thread that answers the request.
+  std::optional<KernelFile> kernel_file() const override;
   std::uint64_t offset() const { return offset_; }
   const std::optional<std::uint64_t>& size_limit() const { return size_limit_; }
   // With direct_io: the alignment (a power of two) O_DIRECT needs of file

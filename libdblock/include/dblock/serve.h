@@ -60,6 +60,10 @@ struct ServeOptions {
   // "wait" recovery policy, handing over and online resize are dblock.ko's
   // only (refused with a one-line error naming the fix).
   Transport transport = Transport::kAuto;
+  // ServerOptions::kernel_file_io: dblock.ko does the reads and writes of a
+  // backend that has a kernel_file() (a FileBackend with direct_io), on the
+  // requests' pages; the line printed once the disk exists says so.
+  bool kernel_file_io = true;
   // Runs once the disk exists.  Default: print "serving /dev/NAME (...)" to
   // stdout.
   std::function<void(const DeviceInfo&)> on_started;

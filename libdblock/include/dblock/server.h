@@ -39,6 +39,12 @@ struct ServerOptions {
   // device (/dev/ublkcID, added by serve() with Transport::kUblk).  kAuto
   // means kDblock here.
   Transport transport = Transport::kDblock;
+  // Where the backend has a kernel_file() and dblock.ko can
+  // (DBLOCK_FEAT_FILE_IO), the kernel does its reads and writes on the
+  // requests' pages, as a loop device does; false: the backend does them.
+  // If the kernel refuses the file, on_warning says so and the backend
+  // does them.
+  bool kernel_file_io = true;
 };
 
 // Serves one device, whatever its backend: one thread per hardware queue
@@ -93,8 +99,13 @@ class Server {
 
   // Whether the device was already live when run() started (a takeover).
   bool took_over() const;
-  // Requests given to the backend so far.
+  // Requests given to the backend so far, or answered with its
+  // kernel_file() (kernel_file_io()).
   std::uint64_t requests_served() const;
+  // Whether the kernel does the backend's reads and writes on its
+  // kernel_file() (ServerOptions::kernel_file_io); known once run() started
+  // serving (on_started).
+  bool kernel_file_io() const;
   // Completions the kernel refused (stale, timed out, ...).
   std::uint64_t rejected_completions() const;
   // Threads running a Backend's requests (0: on the queue threads, or an

@@ -55,6 +55,7 @@ class UringFileBackend final : public AsyncBackend {
   bool supports_discard() const override { return file_.supports_discard(); }
   bool supports_write_zeroes() const override { return file_.supports_write_zeroes(); }
   void resize(std::uint64_t new_size) override { file_.resize(new_size); }
+  std::optional<KernelFile> kernel_file() const override { return file_.kernel_file(); }
 
   FileBackend& file() const { return file_; }
   // fdatasync()s (flushes, FUA writes) that succeeded, here and in file().

@@ -1,7 +1,9 @@
 #!/bin/bash
 # A file backend with O_DIRECT on a block device (brd), part of it
-# (--offset, --size-limit), both ways dblock-serve runs its requests:
-# io_uring (the default where the kernel allows it) and worker threads.
+# (--offset, --size-limit), every way dblock-serve runs its requests: the
+# default (--aio auto: on dblock.ko the module reads and writes the file
+# itself, on the requests' pages; over ublk io_uring), io_uring in the server
+# and worker threads.
 # Each way: fio verify at queue depth 32 with flushes, data found where it
 # belongs on the backing device, an ext4 written, checked and read back after
 # a new server took the device over, SIGTERM destroys it.  Where the kernel has
@@ -21,12 +23,19 @@ wait_for_path /dev/ram0 10
 mkdir -p /tmp/mnt
 offset=$((32 << 20))
 
-for aio in io_uring threads; do
+for aio in auto io_uring threads; do
   name=dio${aio%%_*}
   common=(--backend file:/dev/ram0 --direct-io --aio "$aio" --offset 32M --size-limit 256M)
   start_serve "$name" "${common[@]}" --recovery wait --queues 2 --depth 32 --max-io 512K
   assert_disk_size "$name" 256
-  want="file:/dev/ram0, from byte $offset, O_DIRECT, $([[ $aio == io_uring ]] && echo io_uring || echo worker threads)"
+  case $aio in
+    auto)
+      want="O_DIRECT, io_uring)"
+      [[ $DBLOCK_TRANSPORT == ublk ]] || want="O_DIRECT, io_uring; reads and writes by dblock.ko)" ;;
+    io_uring) want="O_DIRECT, io_uring)" ;;
+    threads) want="O_DIRECT, worker threads)" ;;
+  esac
+  want="file:/dev/ram0, from byte $offset, $want"
   grep -qF "$want" "/tmp/serve-$name.log" || { cat "/tmp/serve-$name.log"; die "no '$want' in the serving line"; }
 
   fio --name=verify --filename="/dev/$name" --ioengine=libaio --direct=1 --rw=randwrite \
@@ -65,12 +74,15 @@ done
 if [[ $DBLOCK_TRANSPORT == ublk ]]; then
   log "over ublk, which needs io_uring itself, io_uring's refusal is not exercised"
 elif [[ -w /proc/sys/kernel/io_uring_disabled ]]; then
+  # Back to 0 however the case ends: the next case (28@ublk) needs io_uring.
+  case_cleanup() { echo 0 >/proc/sys/kernel/io_uring_disabled; }
   echo 2 >/proc/sys/kernel/io_uring_disabled
   start_serve dionone --backend file:/dev/ram0 --direct-io --size-limit 64M
   grep -q "io_uring_queue_init for /dev/ram0: Operation not permitted (io_uring is not allowed here" \
     /tmp/serve-dionone.log || { cat /tmp/serve-dionone.log; die "auto did not say why io_uring was left"; }
-  grep -qF "O_DIRECT, worker threads)" /tmp/serve-dionone.log ||
-    { cat /tmp/serve-dionone.log; die "auto did not fall back to worker threads"; }
+  # Without io_uring, dblock.ko still does the reads and writes on the file.
+  grep -qF "O_DIRECT, worker threads; reads and writes by dblock.ko)" /tmp/serve-dionone.log ||
+    { cat /tmp/serve-dionone.log; die "auto did not fall back to worker threads and dblock.ko's file I/O"; }
   dd if=/tmp/pattern of=/dev/dionone bs=1M seek=3 oflag=direct status=none
   cmp /tmp/pattern <(dd if=/dev/ram0 bs=1M skip=3 count=1 iflag=direct status=none) ||
     die "threads after the fallback: the data is not on /dev/ram0"
