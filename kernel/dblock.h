@@ -174,6 +174,7 @@ struct dblock_dev {
 	atomic64_t		requeued;
 	atomic64_t		errors;
 	atomic64_t		rejected;
+	atomic64_t		file_ios;
 
 	struct blk_mq_tag_set	tag_set;
 	struct gendisk		*disk;
@@ -220,6 +221,7 @@ static inline void dblock_cmd_set_state(struct dblock_cmd *cmd,
 /* dblock_file.c: I/O on the server's file, in the kernel */
 int dblock_file_set(struct dblock_dev *dev, const struct dblock_file *f);
 void dblock_file_forget(struct dblock_dev *dev);
+ssize_t dblock_file_show_path(struct dblock_dev *dev, char *buf);
 bool dblock_file_no_data(struct dblock_dev *dev);
 blk_status_t dblock_file_rw(struct dblock_dev *dev, struct request *rq);
 

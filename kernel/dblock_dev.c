@@ -278,6 +278,7 @@ struct dblock_dev *dblock_dev_create(const struct dblock_dev_config *cfg,
 	atomic64_set(&dev->requeued, 0);
 	atomic64_set(&dev->errors, 0);
 	atomic64_set(&dev->rejected, 0);
+	atomic64_set(&dev->file_ios, 0);
 
 	/* From here on dblock_dev_release() undoes whatever was set up. */
 	device_initialize(&dev->cdev_dev);
@@ -639,6 +640,7 @@ static void dblock_sum_stats(struct dblock_dev *dev, struct dblock_dev_stats *st
 	st->timeouts = atomic64_read(&dev->timeouts);
 	st->requeued = atomic64_read(&dev->requeued);
 	st->rejected = atomic64_read(&dev->rejected);
+	st->file_ios = atomic64_read(&dev->file_ios);
 }
 
 void dblock_dev_fill_info(struct dblock_dev *dev, struct dblock_dev_info *info)

@@ -11,6 +11,7 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/slab.h>
+#include <linux/sysfs.h>
 #include <linux/uio.h>
 
 #include "dblock.h"
@@ -85,6 +86,28 @@ int dblock_file_set(struct dblock_dev *dev, const struct dblock_file *f)
 void dblock_file_forget(struct dblock_dev *dev)
 {
 	dblock_file_swap(dev, NULL, 0, 0);
+}
+
+/* The file's path, for sysfs; an empty line when there is none. */
+ssize_t dblock_file_show_path(struct dblock_dev *dev, char *buf)
+{
+	char *path = NULL;
+	ssize_t len;
+
+	/* As loop's backing_file: d_path() does not sleep. */
+	spin_lock(&dev->file_lock);
+	if (dev->file)
+		path = file_path(dev->file, buf, PAGE_SIZE - 1);
+	spin_unlock(&dev->file_lock);
+	if (!path)
+		return sysfs_emit(buf, "\n");
+	if (IS_ERR(path))
+		return PTR_ERR(path);
+	len = strlen(path);
+	memmove(buf, path, len);
+	buf[len++] = '\n';
+	buf[len] = '\0';
+	return len;
 }
 
 /* Whether writes are fetched without their data now. */
@@ -220,6 +243,7 @@ blk_status_t dblock_file_rw(struct dblock_dev *dev, struct request *rq)
 	cmd->iocb.ki_complete = dblock_file_done;
 	if (rq->cmd_flags & REQ_FUA)
 		cmd->iocb.ki_flags |= IOCB_DSYNC;
+	atomic64_inc(&dev->file_ios);
 	/* The completion may run before the submission returns. */
 	atomic_set(&cmd->file_ref, 2);
 	if (dir == ITER_SOURCE) {

@@ -62,6 +62,14 @@ static ssize_t backend_show(struct device *d, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(backend);
 
+/* The file the module reads and writes for the server, as loop/backing_file. */
+static ssize_t file_show(struct device *d, struct device_attribute *attr,
+			 char *buf)
+{
+	return dblock_file_show_path(dblock_sysfs_dev(d), buf);
+}
+static DEVICE_ATTR_RO(file);
+
 /* Plain numbers from the device or its summed counters. */
 #define DBLOCK_ATTR_U64(name, expr)					\
 static ssize_t name##_show(struct device *d,				\
@@ -89,12 +97,14 @@ DBLOCK_ATTR_U64(errors, info.stats.errors);
 DBLOCK_ATTR_U64(timeouts, info.stats.timeouts);
 DBLOCK_ATTR_U64(requeued, info.stats.requeued);
 DBLOCK_ATTR_U64(rejected, info.stats.rejected);
+DBLOCK_ATTR_U64(file_ios, info.stats.file_ios);
 
 static struct attribute *dblock_disk_attrs[] = {
 	&dev_attr_id.attr,
 	&dev_attr_state.attr,
 	&dev_attr_server_pid.attr,
 	&dev_attr_backend.attr,
+	&dev_attr_file.attr,
 	&dev_attr_queues.attr,
 	&dev_attr_depth.attr,
 	&dev_attr_max_io_bytes.attr,
@@ -110,6 +120,7 @@ static struct attribute *dblock_disk_attrs[] = {
 	&dev_attr_timeouts.attr,
 	&dev_attr_requeued.attr,
 	&dev_attr_rejected.attr,
+	&dev_attr_file_ios.attr,
 	NULL,
 };
 

@@ -227,7 +227,8 @@ DeviceInfo from_uapi(const dblock_dev_info& i) {
   out.disk_minor = i.disk_minor;
   out.stats = DeviceStats{i.stats.reads,    i.stats.writes,       i.stats.flushes,
                           i.stats.discards, i.stats.write_zeroes, i.stats.errors,
-                          i.stats.timeouts, i.stats.requeued,     i.stats.rejected};
+                          i.stats.timeouts, i.stats.requeued,     i.stats.rejected,
+                          i.stats.file_ios};
   out.features = i.features;
   return out;
 }

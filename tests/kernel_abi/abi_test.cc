@@ -1031,6 +1031,11 @@ TEST_F(Served, TheKernelReadsAndWritesTheServersFile) {
     ASSERT_EQ(InfoById(ctl_.get(), info_.id, &now), 0);
     EXPECT_EQ(now.stats.errors, 0u);
     EXPECT_EQ(now.stats.rejected, 0u);
+    EXPECT_GE(now.stats.file_ios, 400u + 4u);
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/file_ios"), std::to_string(now.stats.file_ios));
+    // As loop/backing_file: the path, here of a file already unlinked.
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/file").rfind("/tmp/dblock-abi-", 0), 0u)
+        << Sysfs("/sys/block/" + name_ + "/dblock/file");
 }
 
 TEST_F(Served, SetFileRefusesWhatItCannotUse) {
@@ -1058,7 +1063,9 @@ TEST_F(Served, SetFileRefusesWhatItCannotUse) {
     EXPECT_EQ(Ioctl(chan, DBLOCK_IOC_SET_FILE, &f), EINVAL) << "reserved";
     EXPECT_EQ(SetFile(chan, file.get(), 4096), 0) << strerror(errno);
     EXPECT_EQ(SetFile(chan, file.get(), 0, 0), 0) << "replaced";
+    EXPECT_NE(Sysfs("/sys/block/" + name_ + "/dblock/file"), "");
     EXPECT_EQ(SetFile(chan, -1, 0, 0), 0) << "forgotten";
+    EXPECT_EQ(Sysfs("/sys/block/" + name_ + "/dblock/file"), "");
 }
 
 TEST_F(Served, FileAnswersThatCannotBeUsedFailOrAreRefused) {

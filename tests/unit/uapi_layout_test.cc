@@ -26,6 +26,7 @@ static_assert(offsetof(dblock_dev_config, grace_ms) == 84);
 static_assert(offsetof(dblock_dev_config, recovery) == 88);
 static_assert(offsetof(dblock_dev_config, __reserved) == 96);
 static_assert(sizeof(dblock_dev_stats) == 96);
+static_assert(offsetof(dblock_dev_stats, file_ios) == 72);
 static_assert(sizeof(dblock_dev_info) == 280);
 static_assert(offsetof(dblock_dev_info, id) == 128);
 static_assert(offsetof(dblock_dev_info, state) == 132);

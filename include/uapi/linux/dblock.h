@@ -180,6 +180,8 @@ enum {
  * @requeued: requests handed again to a new server after the previous one
  *	went away (DBLOCK_RECOVERY_WAIT).
  * @rejected: completions refused (see DBLOCK_IOC_SERVE).
+ * @file_ios: reads and writes the kernel started on the server's file
+ *	(DBLOCK_CPL_FILE); with DBLOCK_FEAT_FILE_IO, else zero.
  * @__reserved: zero.
  */
 struct dblock_dev_stats {
@@ -192,7 +194,8 @@ struct dblock_dev_stats {
 	__u64	timeouts;
 	__u64	requeued;
 	__u64	rejected;
-	__u64	__reserved[3];
+	__u64	file_ios;
+	__u64	__reserved[2];
 };
 
 /*

@@ -65,6 +65,8 @@ enum class DeviceState : std::uint32_t {
 struct DeviceStats {
   std::uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0;
   std::uint64_t errors = 0, timeouts = 0, requeued = 0, rejected = 0;
+  // Reads and writes dblock.ko did on the server's file (kernel_file()).
+  std::uint64_t file_ios = 0;
   bool operator==(const DeviceStats&) const = default;
 };
 

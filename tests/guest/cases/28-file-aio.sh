@@ -43,6 +43,16 @@ for aio in auto io_uring threads; do
     --do_verify=1 --output-format=terse >"/tmp/fio.$name.out" ||
     { cat "/tmp/fio.$name.out"; die "fio verify on $aio failed"; }
   log "fio $aio: $(grep -v '^fio:' "/tmp/fio.$name.out" | cut -d';' -f3,4 | head -1)"
+  if [[ $DBLOCK_TRANSPORT == dblock ]]; then
+    # Who did the reads and writes: dblock.ko on the file (auto), or the server.
+    file_ios=$(cat "/sys/block/$name/dblock/file_ios")
+    if [[ $aio == auto ]]; then
+      ((file_ios > 1000)) || die "auto: only $file_ios reads and writes by dblock.ko on the file"
+      assert_eq /dev/ram0 "$(cat "/sys/block/$name/dblock/file")" "/sys/block/$name/dblock/file"
+    else
+      assert_eq 0 "$file_ios" "$aio: reads and writes by dblock.ko"
+    fi
+  fi
 
   # A FUA write lands at --offset + its position on the backing device.
   head -c 1M /dev/urandom >/tmp/pattern
