@@ -12,7 +12,9 @@
 # DBLOCK_DKMS_TEST=0 the DKMS install (tests/dkms/run.sh), DBLOCK_DEB_TEST=0 the
 # Debian packages (tests/deb/run.sh; =host: only make deb, lintian and their
 # contents, no guest), DBLOCK_TOOLCHAINS=0 the other toolchains.
-# DBLOCK_SYSTEMD_KERNELS the kernel lines whose systemd guest runs (default: all).
+# DBLOCK_SYSTEMD_KERNELS the kernel lines whose systemd guest runs (default: all),
+# DBLOCK_UBLK_KERNELS those whose suite runs the cases over ublk too (NAME@ublk;
+# default: all; the others report those runs skipped).
 # DBLOCK_KERNELS selects the kernel lines (default "6.1 6.12 newest rt": Debian 12's
 # two, sid's newest, Debian 12's PREEMPT_RT; "debug" adds the KASAN/lockdep kernel);
 # DBLOCK_ARCHES the foreign architectures (default "arm64"; "arm64 armhf i386"; "" for
@@ -138,8 +140,13 @@ for line in $kernels; do
 		*) cases+=("$c") ;;
 		esac
 	done
+	transports=(env)
+	if [[ " ${DBLOCK_UBLK_KERNELS:-$kernels} " != *" $line "* ]]; then
+		transports=(env DBLOCK_TRANSPORTS=dblock
+			DBLOCK_TRANSPORTS_WHY="ublk runs on ${DBLOCK_UBLK_KERNELS:-no line} here (DBLOCK_UBLK_KERNELS)")
+	fi
 	"$top/vm/run-guest.sh" --kernel "$line" --timeout "${DBLOCK_GUEST_TIMEOUT:-3000}" -- \
-		"$top/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
+		"${transports[@]}" "$top/tests/guest/run-suite.sh" "${cases[@]}" 2>&1 | tee "$log"
 	add_counts "$log"
 	if [ ${#systemd_cases[@]} -gt 0 ] && [[ " ${DBLOCK_SYSTEMD_KERNELS:-$kernels} " == *" $line "* ]]; then
 		section "systemd guest suite on $line"
@@ -183,7 +190,8 @@ for arch in ${DBLOCK_ARCHES-arm64}; do
 		# transport: its runs are reported as skipped.
 		# shellcheck disable=SC2046 # one argument per case
 		"$top/vm/run-foreign-guest.sh" --arch "$arch" --kernel "$line" --src "$top" \
-			--timeout "${DBLOCK_GUEST_TIMEOUT:-2400}" -- env DBLOCK_TRANSPORTS=dblock "$top/tests/guest/run-suite.sh" \
+			--timeout "${DBLOCK_GUEST_TIMEOUT:-2400}" -- env DBLOCK_TRANSPORTS=dblock \
+			DBLOCK_TRANSPORTS_WHY="the cross builds have no liburing, so no ublk transport" "$top/tests/guest/run-suite.sh" \
 			$(for c in $arch_cases; do echo "$top/tests/guest/cases/$c.sh"; done) 2>&1 | tee "$log"
 		add_counts "$log"
 	done

@@ -87,21 +87,23 @@ void destroy_retrying(const std::string& name, const Printer& out,
 }
 
 // Whether the device may be left without a server: only under the "wait"
-// policy do its requests wait for the next one instead of failing.
-bool may_hand_over(const std::string& name, const Printer& out, bool ublk) {
-  if (ublk) {
-    out.complain(fmt::format("not handing /dev/{} over: a ublk device cannot be handed over yet "
-                             "(fix: serve it with --transport dblock)",
-                             name));
-    return false;
-  }
+// policy do its requests wait for the next one instead of failing.  Over
+// ublk that is user recovery (UBLK_F_USER_RECOVERY_REISSUE), set when the
+// device was made: a server that closes /dev/ublkcN then leaves the disk
+// quiesced, its I/O held, for the next one's START_USER_RECOVERY.
+bool may_hand_over(const std::string& name, const Printer& out,
+                   std::optional<std::uint32_t> ublk_id) {
   try {
-    const DeviceInfo info = ControlDevice().info(name);
+    const DeviceInfo info =
+        ublk_id ? internal::UblkControl().info(*ublk_id) : ControlDevice().info(name);
     if (info.config.recovery == Recovery::kWait) return true;
     out.complain(fmt::format(
         "not handing /dev/{} over: its recovery policy is 'fail', so its I/O would fail until "
-        "the next server attaches (fix: dblockctl set {} --recovery wait)",
-        name, name));
+        "the next server attaches (fix: {})",
+        name,
+        ublk_id ? "over ublk the policy is set when the device is made: serve it with "
+                  "--recovery wait"
+                : fmt::format("dblockctl set {} --recovery wait", name)));
   } catch (const std::exception& e) {
     out.complain(fmt::format("not handing /dev/{} over: {}", name, e.what()));
   }
@@ -147,7 +149,7 @@ class SignalWatcher {
       if (::read(signals_.get(), &info, sizeof(info)) != sizeof(info)) continue;
       const int sig = static_cast<int>(info.ssi_signo);
       if (sig == SIGUSR1) {
-        if (!may_hand_over(name, out, ublk_id.has_value())) continue;
+        if (!may_hand_over(name, out, ublk_id)) continue;
         out.say(fmt::format("got SIGUSR1, handing /dev/{} over to the next server", name));
         handed_over = true;
         server.request_stop();
@@ -511,9 +513,7 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
           "{} {} ({}, {}-byte blocks, {} queues x {}{}{}){}", attach ? "took over" : "serving",
           where, format_size(live.config.size_bytes), live.config.block_size,
           live.config.queues, live.config.queue_depth, backend.empty() ? "" : "; ", backend,
-          !ublk          ? ""
-          : ublk_resizes ? "; over ublk no handover"
-                         : "; over ublk no online resize (Linux 6.14 has it) or handover");
+          ublk && !ublk_resizes ? "; over ublk no online resize (Linux 6.14 has it)" : "");
       if (options.on_started) {
         options.on_started(live);
       } else {
@@ -530,9 +530,11 @@ int serve_device(const DeviceConfig& config, const BackendTraits& backend,
   } catch (const std::exception& e) {
     out.complain(e.what());
   }
-  // The server is gone (its queues closed): a ublk device can be deleted.
+  // The server is gone (its queues closed): a ublk device can be deleted,
+  // unless it was handed over (the kernel holds its disk, and /dev/NAME, for
+  // the next server).
   if (ok) {
-    remove_ublk();
+    if (!handed_over) remove_ublk();
     if (handed_over) {
       out.say(fmt::format("handed {} over, exiting", disk));
     } else {

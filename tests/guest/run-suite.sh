@@ -9,8 +9,9 @@
 # "# dblock-transports: dblock ublk": it runs once per transport, the second
 # time as NAME@ublk with DBLOCK_TRANSPORT=ublk (dblock-lib.sh's load_dblock
 # then loads ublk_drv instead of dblock.ko, or skips where there is none).
-# DBLOCK_TRANSPORTS (default "dblock ublk") lists the transports the build
-# under test has: a case's run over another is reported as skipped.
+# DBLOCK_TRANSPORTS (default "dblock ublk") lists the transports to run
+# (those the build under test has, or those asked for here): a case's run over
+# another is reported as skipped, with DBLOCK_TRANSPORTS_WHY as the reason.
 # Per-case output and dmesg go to $DBLOCK_OUT/cases/ (or a dir under /tmp).
 # Each case runs in a fresh scratch dir under /tmp as its cwd (the root is read-only:
 # tools like fio write state files to the cwd); DBLOCK_ROOT is the checkout.
@@ -90,7 +91,7 @@ for case_path in "$@"; do
     name=$(basename "$case_path" .sh)
     [[ $transport == dblock ]] || name+=@$transport
     if [[ " ${DBLOCK_TRANSPORTS:-dblock ublk} " != *" $transport "* ]]; then
-      echo "SKIP $name: the build under test has no $transport transport (DBLOCK_TRANSPORTS=$DBLOCK_TRANSPORTS)"
+      echo "SKIP $name: not run over $transport here (DBLOCK_TRANSPORTS=$DBLOCK_TRANSPORTS: ${DBLOCK_TRANSPORTS_WHY:-not asked for})"
       skipped=$((skipped + 1))
       continue
     fi

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
               "and null)");
   text_option("--transport", "transport",
               "The kernel interface: dblock (dblock.ko), ublk (the kernel's ublk_drv, Linux "
-              "6.5+; no --grace, handover or resize) or auto (the default: dblock if "
+              "6.5+; no --grace or --timeout; resize from 6.14) or auto (the default: dblock if "
               "/dev/dblockctl exists, else ublk)");
   flag_option("--read-only", "read_only", "Make the disk read-only (and open a file read-only)");
   flag_option("--mlock", "mlock",

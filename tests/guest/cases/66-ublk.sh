@@ -4,7 +4,8 @@
 # (ext4, files, e2fsck, remount), fio verify at QD32 on two queues, discard
 # and write zeroes reaching a file backend, SIGTERM deleting the device and its
 # /dev/NAME link with the server exiting 0, a takeover under the 'wait' policy
-# (ublk's user recovery) with ext4 mounted and fio verifying, and one-line
+# (ublk's user recovery) with ext4 mounted and fio verifying, a planned
+# handover (SIGUSR1) under the same load, and one-line
 # errors for what only dblock.ko does (and, before Linux 6.14, online resize).  Skipped where the kernel has no
 # ublk_drv (Debian 12's 6.1).
 # dblock-timeout: 600
@@ -66,14 +67,15 @@ assert_eq "$n uvol 256 MiB ublk live $SERVE_PID" \
 # disks that way) and one it refuses reaches dblockctl.
 IFS=. read -r kmajor kminor _ <<<"$(uname -r)"
 if ((kmajor > 6 || (kmajor == 6 && kminor >= 14))); then
-  lacks="no handover" resize_args="resize uvol 300001K"
+  lacks="" resize_args="resize uvol 300001K"
   resize_says="resize ublk device $n: .*not a positive multiple of its 4096-byte blocks"
 else
-  lacks="no online resize (Linux 6.14 has it) or handover" resize_args="resize uvol 512M"
+  lacks="; over ublk no online resize (Linux 6.14 has it)" resize_args="resize uvol 512M"
   resize_says="resize ublk device $n: .*(this kernel's ublk has no online resize, .*; fix: "
 fi
-grep -q "serving .*; over ublk $lacks$" /tmp/serve-uvol.log ||
-  { cat /tmp/serve-uvol.log; die "the server does not say what ublk lacks ($lacks)"; }
+serving=$(grep -o "serving /dev/uvol .*" /tmp/serve-uvol.log)
+[[ $serving == *")$lacks" && (-n $lacks || $serving != *"over ublk"*) ]] ||
+  { cat /tmp/serve-uvol.log; die "the server does not say (only) what ublk lacks ('$lacks')"; }
 # dblockctl info finds it by name; set is dblock.ko's: refused in one line,
 # with the fix; a refused resize too; the disk unchanged.
 info=$("$DBLOCKCTL" info uvol)
@@ -164,18 +166,27 @@ wait_gone "/dev/ublkc$n" 10
 # 4. The 'wait' policy over ublk (UBLK_F_USER_RECOVERY_REISSUE): with ext4
 # mounted and fio verifying files on it, the server is killed (SIGKILL): the
 # disk stays and its I/O waits; a new server takes it over (--attach), and
-# after a second kill another (--create-or-attach).  fio ends with no I/O or
-# verify error, a read issued with no server completes, fsync'd files read
-# back from the backend, e2fsck -fn is clean.
+# after a second kill another (--create-or-attach); that one is sent SIGUSR1
+# (a handover: it answers what it took and exits 0) and a fourth attaches.
+# fio ends with no I/O or verify error, a read issued with no server
+# completes, fsync'd files read back from the backend, e2fsck -fn is clean.
 io_errors() { dmesg | grep -cE "I/O error.*dev ublkb$1|EXT4-fs error.*ublkb$1|Buffer I/O error on dev ublkb$1" || true; }
 # list_of NAME: "id name state server" as dblockctl lists it.
 list_of() { "$DBLOCKCTL" list -n -o id,name,state,server | tr -s ' ' | sed 's/^ //' | grep " $1 "; }
-# kill_and_hold N: SIGKILL the server of ublkbN; the kernel keeps the disk
-# with no server (listed with no server) and holds a read issued now.
+# kill_and_hold N [SIGNAL]: SIGKILL the server of ublkbN (or hand it over:
+# USR1, after which it must exit 0 saying so); the kernel keeps the disk with
+# no server (listed with no server) and holds a read issued now.
 kill_and_hold() {
-  local dead=$SERVE_PID start=$SECONDS
-  kill -KILL "$dead"
-  wait "$dead" 2>/dev/null || true
+  local dead=$SERVE_PID start=$SECONDS sig=${2:-KILL}
+  kill -"$sig" "$dead"
+  if [[ $sig == USR1 ]]; then
+    wait_exit "$dead" 60
+    grep -q "handed /dev/utk over, exiting" /tmp/serve-utk.log ||
+      { cat /tmp/serve-utk.log; die "the server did not say it handed /dev/utk over"; }
+    [[ -L /dev/utk ]] || die "/dev/utk went with a handover"
+  else
+    wait "$dead" 2>/dev/null || true
+  fi
   # The kernel quiesces the disk once the requests in flight are back: on
   # 6.12-rt only when they time out (30 s).
   until [[ $(list_of utk) == "$1 utk live -" ]]; do
@@ -186,7 +197,7 @@ kill_and_hold() {
   dd if=/dev/utk of=/dev/null bs=4k count=1 skip=$((RANDOM)) iflag=direct status=none &
   held_pid=$!
   kill -0 "$fio_pid" 2>/dev/null || { cat /tmp/fio.ublk-takeover.out; die "fio ended while no server was attached"; }
-  log "killed server $dead under fio; ublkb$1 held with no server after $((SECONDS - start)) s"
+  log "SIG$sig to server $dead under fio; ublkb$1 held with no server after $((SECONDS - start)) s"
 }
 # took_over N: the new server serves ublkbN, the held read completed.
 took_over() {
@@ -225,23 +236,30 @@ start_serve utk --backend "file:$img" --create-or-attach
 took_over "$n"
 grep -q "took over /dev/utk -> /dev/ublkb$n, ublk" /tmp/serve-utk.log || die "--create-or-attach did not take over"
 wait_writes utk $(($(disk_writes utk) + 1000)) ublk-takeover
+kill_and_hold "$n" USR1
+start_serve utk --backend "file:$img" --attach
+took_over "$n"
+wait_writes utk $(($(disk_writes utk) + 1000)) ublk-takeover
 check_fio_writers ublk-takeover
 assert_eq "$errors_before" "$(io_errors "$n")" "I/O or ext4 errors of ublkb$n in the kernel log"
 check_files "$mnt/synced"
 umount "$mnt"
 e2fsck -fn /dev/utk || die "e2fsck found errors after the takeovers"
-# No handover over ublk: SIGUSR1 is refused in one line, the server stays.
+stop_ublk utk
+
+# A device made with 'fail' is not handed over (SIGUSR1 refused in one line
+# with the fix, the server stays), and cannot be taken over: its I/O failed.
+start_serve ufail --backend "file:$img"
 kill -USR1 "$SERVE_PID"
 deadline=$((SECONDS + 30))
-until grep -q "not handing /dev/utk over" /tmp/serve-utk.log; do
-  ((SECONDS < deadline)) || die "no refusal of SIGUSR1"
+until grep -q "not handing /dev/ufail over: its recovery policy is 'fail'.*(fix: .*--recovery wait)$" \
+  /tmp/serve-ufail.log; do
+  ((SECONDS < deadline)) || { cat /tmp/serve-ufail.log; die "no refusal of SIGUSR1"; }
   sleep 0.1
 done
 kill -0 "$SERVE_PID" 2>/dev/null || die "the server exited on SIGUSR1"
-stop_ublk utk
-
-# A device made with 'fail' cannot be taken over: its I/O failed.
-start_serve ufail --backend "file:$img"
+dd if=/dev/urandom of=/dev/ufail bs=64k count=4 oflag=direct status=none ||
+  die "/dev/ufail failed a write after a refused handover"
 kill -KILL "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null || true
 rc=0
