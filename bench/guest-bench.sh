@@ -154,12 +154,13 @@ stop_dblock() {
 
 serve_available() { [[ -x $SERVE ]]; }
 
-# take_turns FN TARGET...: rounds (3, 1 with --quick) in which, job by job,
-# "FN TARGET" measures each target in turn with JOBS holding that one job and
-# FIO_ROUND the round: the report takes each one's median, since one TCG
-# sample drifts by tens of percent with the host's load.
+# take_turns FN TARGET...: rounds (DBLOCK_BENCH_ROUNDS, run-bench's --rounds:
+# 3 by default, 1 with --quick) in which, job by job, "FN TARGET" measures
+# each target in turn with JOBS holding that one job and FIO_ROUND the round:
+# the report takes each one's median, since one TCG sample drifts by tens of
+# percent with the host's load.
 take_turns() {
-  local fn=$1 rounds=3 job t saved=("${JOBS[@]}")
+  local fn=$1 rounds=${DBLOCK_BENCH_ROUNDS:-3} job t saved=("${JOBS[@]}")
   shift
   ((QUICK)) && rounds=1
   for ((FIO_ROUND = 1; FIO_ROUND <= rounds; FIO_ROUND++)); do

@@ -11,6 +11,7 @@
 #                             [--modparams "poll_us=0"]  (dblock.ko's parameters)
 #                             [--results DIR]  (where latest.{md,json,png} go)
 #                             [--lat-us US]  (the *-lat device's completion time, default 100)
+#                             [--rounds N]  (rounds of the targets that take turns, default 3)
 # Targets for --only: brd null_blk loop nbd dblock-{null,ram,file}-{1q,2q} interleaved nbd-k1 nbd-k2
 #   dblock-nbd-1q dblock-nbd-2q (one nbdkit memory server, kernel nbd client vs dblock's nbd backend)
 #   dblock-ram-1q-coloc profile mem scale
@@ -28,7 +29,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt="" modparams="" results="" lat_us=100
+line=6.12 quick=0 runtime="" ramp="" mem=4096 only="" install=1 build=1 prebuilt="" modparams="" results="" lat_us=100 rounds=3
 while (($#)); do
   case $1 in
     --kernel) line=${2:?}; shift 2 ;;
@@ -43,7 +44,8 @@ while (($#)); do
     --modparams) modparams=${2?}; shift 2 ;;
     --results) results=${2:?}; shift 2 ;;
     --lat-us) lat_us=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \?//'; exit 0 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \?//'; exit 0 ;;
     *) echo "run-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -116,6 +118,7 @@ fi
   echo "binaries=${prebuilt:-built from this tree now}"
   echo "modparams=${modparams:-defaults}"
   echo "lat_us=$lat_us"
+  echo "rounds=$rounds"
   echo "kublk=${kublk:+$(<"${kublk%/*}/VERSION"), static, $kublk}"
 } >"$out/host.env"
 
@@ -123,7 +126,7 @@ fi
 say "guest run: kernel $line, runtime ${runtime}s + ramp ${ramp}s per job, out $out"
 set +e
 "$TOP/vm/run-guest.sh" --kernel "$line" --mem "$mem" --timeout 2400 --out "$out" -- \
-  env LD_LIBRARY_PATH="$out/lib" DBLOCK_BENCH_MODPARAMS="$modparams" DBLOCK_BENCH_LAT_NSEC=$((lat_us * 1000)) "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
+  env LD_LIBRARY_PATH="$out/lib" DBLOCK_BENCH_MODPARAMS="$modparams" DBLOCK_BENCH_LAT_NSEC=$((lat_us * 1000)) DBLOCK_BENCH_ROUNDS="$rounds" "$TOP/bench/guest-bench.sh" "$out/bin" "$out/dblock.ko" "$runtime" "$ramp" "$quick" "$only" \
   >"$out/guest.log" 2>&1
 rc=$?
 set -e
