@@ -186,7 +186,7 @@ log "kernel $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/{print $2/1024 " MiB"}
 } >"$RAW/guest.env"
 # shellcheck disable=SC2086 # parameters, one word each
 insmod "$KO" ${DBLOCK_BENCH_MODPARAMS:-} || { log "insmod $KO ${DBLOCK_BENCH_MODPARAMS:-} failed"; exit 1; }
-note "dblock.ko parameters: ${DBLOCK_BENCH_MODPARAMS:-defaults} ($(for p in /sys/module/dblock/parameters/*; do echo -n "${p##*/}=$(<"$p") "; done))"
+note "dblock.ko parameters: ${DBLOCK_BENCH_MODPARAMS:-defaults} ($(shopt -s nullglob; for p in /sys/module/dblock/parameters/*; do echo -n "${p##*/}=$(<"$p") "; done))"
 for _ in $(seq 50); do [[ -c /dev/dblockctl ]] && break; sleep 0.1; done
 
 # Sanity: a module and binaries built from a tree in the middle of an edit
