@@ -49,6 +49,7 @@ while (($#)); do
     *) echo "run-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run-bench: --rounds wants a count of 1 or more, not '$rounds'" >&2; exit 2; }
 if ((quick)); then runtime=${runtime:-2} ramp=${ramp:-1}; else runtime=${runtime:-10} ramp=${ramp:-2}; fi
 
 say() { echo "run-bench: $*" >&2; }
